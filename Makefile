@@ -1,0 +1,58 @@
+# make            build every step and the tools
+# make step4      build one step (step1 ... step4); each also builds alone: make -C step4-epoll
+# make test       run every step's tests; make test-step2 runs one step's
+# make sanitize   build every step with ASan and UBSan and run the tests against those builds
+# make clean      remove what the build made
+
+STEPS = step1-blocking step2-fork step3-threads step4-epoll
+
+# bats-core runs the tests: the one on PATH, else npx's, else a one-line hint.
+BATS := $(shell command -v bats 2>/dev/null)
+ifeq ($(BATS),)
+ifneq ($(shell command -v npx 2>/dev/null),)
+BATS := npx --yes bats
+endif
+endif
+
+all: $(STEPS) tools
+
+step1: step1-blocking
+step2: step2-fork
+step3: step3-threads
+step4: step4-epoll
+
+$(STEPS) tools:
+	$(MAKE) -C $@
+
+test: all need-bats
+	$(BATS) tests/
+
+test-step1: test-step1-blocking
+test-step2: test-step2-fork
+test-step3: test-step3-threads
+test-step4: test-step4-epoll
+
+$(STEPS:%=test-%): test-%: % tools need-bats
+	$(BATS) tests/$*.bats
+
+# Each step built again as stepN-*/server-sanitize, then its tests run
+# against that binary. A sanitizer error aborts the server, which fails a test.
+sanitize: tools need-bats
+	for step in $(STEPS); do \
+	    $(MAKE) -C $$step SANITIZE=1 BIN=server-sanitize || exit 1; \
+	done
+	for step in $(STEPS); do \
+	    SERVER=$(CURDIR)/$$step/server-sanitize $(BATS) tests/$$step.bats || exit 1; \
+	done
+
+need-bats:
+	@if [ -z "$(BATS)" ]; then \
+	    echo "make test needs bats-core: apt-get install bats (or install Node.js so npx can fetch it)" >&2; \
+	    exit 1; \
+	fi
+
+clean:
+	for dir in $(STEPS) tools; do $(MAKE) -C $$dir clean; done
+
+.PHONY: all step1 step2 step3 step4 $(STEPS) tools test test-step1 test-step2 test-step3 \
+	test-step4 $(STEPS:%=test-%) sanitize need-bats clean

@@ -1,0 +1,70 @@
+/* echo.c: read what the client sends, send it back, until it is done. */
+#include "echo.h"
+#include "log.h"
+#include "net.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define ECHO_BUFFER_SIZE 16384
+
+int send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        /* MSG_NOSIGNAL: sending to a client that has reset the connection
+         * raises SIGPIPE, whose default action kills the whole server.
+         * With this flag send() fails with EPIPE instead. */
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        /* A short send is normal when the socket buffer is nearly full:
+         * send the rest on the next turn. */
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Returns 0 when the client closed its side (recv() returned 0), or -1 with
+ * errno. Every byte read has been echoed before the next recv(), so on a
+ * half-close the client already has all of its bytes back. */
+static int echo_until_eof(int fd, long long *echoed)
+{
+    char buf[ECHO_BUFFER_SIZE];
+
+    for (;;) {
+        /* recv() returns as soon as any bytes have arrived, which may be
+         * fewer than the client sent in one go: TCP is a byte stream. */
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+
+        if (n == 0)
+            return 0;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (send_all(fd, buf, (size_t)n) < 0)
+            return -1;
+        *echoed += n;
+    }
+}
+
+void serve_client(int fd, const char *peer)
+{
+    long long echoed = 0;
+
+    log_info("client %s connected", peer);
+    if (echo_until_eof(fd, &echoed) < 0)
+        log_info("client %s dropped after %lld bytes: %s", peer, echoed, strerror(errno));
+    else
+        log_info("client %s disconnected after %lld bytes", peer, echoed);
+    close_socket(fd);
+}

@@ -1,0 +1,51 @@
+/* Step 1: a blocking echo server that serves one client at a time.
+ *
+ * accept() a client, echo until it leaves, close, accept the next. Every
+ * call blocks: while one client is connected the server sits in recv()
+ * waiting for that client, and a second client's bytes sit unread in the
+ * kernel until the first one leaves.
+ */
+#include "echo.h"
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "signals.h"
+
+/* The article's backlog of 5, kept so you can watch what it does.
+ * It is not a limit on clients, and nobody is refused when it is reached.
+ * On Linux it caps the queue of connections whose handshake the kernel has
+ * already completed but which accept() has not taken yet (backlog + 1 of
+ * them, at most net.core.somaxconn). While that queue is full the kernel
+ * drops new handshake packets, and the client's kernel resends them a
+ * second or more later: a client sees a slow connect(), not an error. */
+#define LISTEN_BACKLOG 5
+
+/* Serve the client right here, in the only thread there is: nobody else
+ * is accepted until this client closes its connection. */
+static void handle_client(int fd, const char *peer)
+{
+    serve_client(fd, peer);
+}
+
+int main(int argc, char **argv)
+{
+    struct options opts;
+    char err[256];
+    int listen_fd;
+
+    options_parse(argc, argv, &opts);
+    log_set_quiet(opts.quiet);
+    listen_fd = net_listen(opts.address, opts.port, LISTEN_BACKLOG, err, sizeof err);
+    if (listen_fd < 0)
+        die("%s", err);
+    exit_on_stop_signals();
+    net_announce(listen_fd);
+
+    for (;;) {
+        char peer[ADDRESS_STRLEN];
+        int fd = net_accept(listen_fd, peer, sizeof peer);
+
+        if (fd >= 0)
+            handle_client(fd, peer);
+    }
+}

@@ -1,0 +1,172 @@
+# helpers.bash: what every step's tests share.
+#
+# SERVER is the binary under test; each .bats file sets its own step's as
+# the default, and SERVER=path/to/yours runs the same tests against yours.
+# CLIENT is tools/echo-client. Every server and client a test starts runs in
+# the background and is killed in teardown, whatever the test's outcome.
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+CLIENT=${CLIENT:-$ROOT/tools/echo-client}
+
+setup() {
+    declare -gA PIDS=() IN_FDS=() OUT_FDS=()
+    # Commands put in front of the server, such as a resource limit.
+    SERVER_WRAPPER=()
+    if [ ! -x "$SERVER" ] || [ ! -x "$CLIENT" ]; then
+        echo "missing $SERVER or $CLIENT: run make first" >&2
+        return 1
+    fi
+}
+
+teardown() {
+    local name pid
+    for name in "${!PIDS[@]}"; do
+        pid=${PIDS[$name]}
+        # A forking server's children outlive it: kill them too.
+        pkill -KILL -P "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+}
+
+# spawn NAME COMMAND...: runs COMMAND in the background with its stdin and
+# stdout on pipes to this test: `expect NAME REGEX` reads what it says, and
+# `finish NAME` closes its stdin and waits for it. Its stderr goes to
+# $BATS_TEST_TMPDIR/NAME.err.
+spawn() {
+    local name=$1 fd
+    shift
+    local in=$BATS_TEST_TMPDIR/$name.in out=$BATS_TEST_TMPDIR/$name.out
+    mkfifo "$in" "$out"
+    "$@" <"$in" >"$out" 2>"$BATS_TEST_TMPDIR/$name.err" &
+    PIDS[$name]=$!
+    # <> opens a pipe without waiting for the other end, so a command that
+    # fails to start cannot hang the test here.
+    exec {fd}<>"$in"
+    IN_FDS[$name]=$fd
+    exec {fd}<>"$out"
+    OUT_FDS[$name]=$fd
+}
+
+# expect NAME REGEX [SECONDS]: the next line NAME prints matches REGEX
+# (BASH_REMATCH holds its groups). Waits at most SECONDS (default 10).
+expect() {
+    local name=$1 regex=$2 seconds=${3:-10} line
+    if ! read -r -t "$seconds" line <&"${OUT_FDS[$name]}"; then
+        echo "$name printed no line in $seconds s; its stderr:" >&2
+        cat "$BATS_TEST_TMPDIR/$name.err" >&2
+        return 1
+    fi
+    if ! [[ $line =~ $regex ]]; then
+        echo "$name printed '$line', expected /$regex/; its stderr:" >&2
+        cat "$BATS_TEST_TMPDIR/$name.err" >&2
+        return 1
+    fi
+}
+
+# finish NAME: closes NAME's stdin (a held client then checks its
+# connections and exits) and returns NAME's exit status.
+finish() {
+    local name=$1 status=0
+    exec {IN_FDS[$name]}>&-
+    wait "${PIDS[$name]}" || status=$?
+    unset "PIDS[$name]"
+    return "$status"
+}
+
+# start_server [ARGS...]: starts $SERVER -p 0 ARGS and waits for its
+# "listening on ADDRESS:PORT" line. Sets SERVER_PID, PORT and SERVER_LOG
+# (its stderr).
+start_server() {
+    spawn server "${SERVER_WRAPPER[@]}" "$SERVER" -p 0 "$@"
+    SERVER_PID=${PIDS[server]}
+    SERVER_LOG=$BATS_TEST_TMPDIR/server.err
+    expect server '^listening on (.+):([0-9]+)$' 5
+    PORT=${BASH_REMATCH[2]}
+}
+
+# stop_server SIGNAL: sends SIGNAL and returns the server's exit status.
+stop_server() {
+    kill -s "$1" "$SERVER_PID"
+    wait_for_exit "$SERVER_PID" 10
+    finish server
+}
+
+# wait_until SECONDS COMMAND...: retries COMMAND until it succeeds, for at
+# most SECONDS. For conditions nothing announces, such as a thread count.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        if [ "$SECONDS" -gt "$deadline" ]; then
+            echo "still false after the wait: $*" >&2
+            return 1
+        fi
+        sleep 0.02
+    done
+}
+
+# The state letter of process $1 (R, S, Z...), or nothing once it is gone.
+process_state() {
+    local stat
+    read -r stat 2>/dev/null <"/proc/$1/stat" || return 0
+    stat=${stat##*) }  # drop "pid (name) ": a name may contain spaces
+    echo "${stat%% *}"
+}
+
+# A process that has exited stays a zombie (Z) until waited for.
+exited() {
+    local state
+    state=$(process_state "$1")
+    [ -z "$state" ] || [ "$state" = Z ]
+}
+
+wait_for_exit() {
+    wait_until "$2" exited "$1"
+}
+
+alive() {
+    ! exited "$SERVER_PID"
+}
+
+# echo_ok [CLIENT OPTIONS...]: one client run against the server succeeds.
+echo_ok() {
+    run "$CLIENT" -p "$PORT" "$@"
+    if [ "$status" -ne 0 ]; then
+        echo "echo-client $* failed: $output" >&2
+        return 1
+    fi
+}
+
+thread_count() {
+    awk '/^Threads:/ { print $2 }' "/proc/$1/status"
+}
+
+fd_count() {
+    local fds=("/proc/$1/fd/"*)
+    echo "${#fds[@]}"
+}
+
+# Every log line starts "NAME[ID]: ", ID being the id of the thread that
+# wrote it. log_ids PATTERN: the distinct ids of the lines matching PATTERN.
+log_ids() {
+    grep -- "$1" "$SERVER_LOG" | sed -E 's/^[^ []+\[([0-9]+)\]: .*/\1/' | sort -u
+}
+
+# The pid and state (S, R, Z...) of each child process of $1.
+children_of() {
+    ps -o pid=,stat= --ppid "$1" || true
+}
+
+child_count() {
+    children_of "$1" | grep -c . || true
+}
+
+# CPU time (user + system, in clock ticks) the process has used so far.
+cpu_ticks() {
+    local stat
+    read -r stat <"/proc/$1/stat"
+    stat=${stat##*) }  # drop "pid (name) ": a name may contain spaces
+    set -- $stat
+    echo $(($12 + $13))
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bats
+# Step 2, fork: a child process per client.
+# SERVER=path/to/server bats tests/step2-fork.bats checks your own.
+
+load every_step
+SERVER=${SERVER:-$ROOT/step2-fork/server}
+
+@test "echoes a line of text" { check_echoes_text; }
+@test "echoes binary bytes (NUL, 0xFF) exactly" { check_echoes_binary; }
+@test "echoes 64 MiB sent while reading, byte for byte" { check_echoes_large_payload; }
+@test "a client that half-closes gets all its bytes back" { check_half_close; }
+@test "clients that reset mid-echo do not kill it (SIGPIPE)" { check_survives_resets; }
+@test "logs one line per connect and disconnect" { check_logs_connections; }
+@test "-q: no line per connection" { check_quiet; }
+@test "SIGTERM: exits with status 0" { check_stops_on TERM; }
+@test "SIGINT: exits with status 0" { check_stops_on INT; }
+@test "listens on IPv6 with -b ::1" { check_ipv6; }
+@test "-h: usage on stdout, status 0" { check_help; }
+@test "bad arguments: one line on stderr, status 2" { check_bad_arguments; }
+@test "port in use: one line naming it, status 1" { check_port_in_use; }
+
+@test "a client that never reads delays nobody else" { check_flood_does_not_delay_others; }
+
+no_zombies() {
+    ! children_of "$SERVER_PID" | grep -q ' Z'
+}
+
+@test "concurrent clients are served by distinct child processes" {
+    start_server
+    spawn holder "$CLIENT" -p "$PORT" -c 3 hold
+    expect holder '^connected 3$'
+    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 3 ]
+    # Each connection's log line carries the id of the child serving it.
+    wait_until 5 [ "$(grep -c ' connected' "$SERVER_LOG")" -eq 3 ]
+    local ids
+    ids=$(log_ids ' connected')
+    [ "$(echo "$ids" | wc -l)" -eq 3 ]
+    ! echo "$ids" | grep -qx "$SERVER_PID" || return 1
+    finish holder
+    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 0 ]
+}
+
+@test "no zombies after 2,000 connections" {
+    start_server -q
+    local round
+    for round in 1 2 3 4; do
+        echo_ok -c 500 -s 100 -t 30
+    done
+    # Children exit a moment after their clients see the end of the echo.
+    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 0 ]
+    no_zombies
+}
+
+@test "a failed fork drops that client and the server keeps serving" {
+    limit_processes 3  # the server and two children
+    start_server -q
+    spawn holder "$CLIENT" -p "$PORT" -c 2 hold
+    expect holder '^connected 2$'
+    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 2 ]
+    run "$CLIENT" -p "$PORT" -t 10
+    [ "$status" -eq 1 ]
+    grep -q 'fork: Resource temporarily unavailable; dropping client' "$SERVER_LOG"
+    finish holder
+    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 0 ]
+    echo_ok
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bats
+# Step 4, epoll: one thread, an event loop, nonblocking sockets.
+# SERVER=path/to/server bats tests/step4-epoll.bats checks your own.
+
+load every_step
+SERVER=${SERVER:-$ROOT/step4-epoll/server}
+
+@test "echoes a line of text" { check_echoes_text; }
+@test "echoes binary bytes (NUL, 0xFF) exactly" { check_echoes_binary; }
+@test "echoes 64 MiB sent while reading, byte for byte" { check_echoes_large_payload; }
+@test "a client that half-closes gets all its bytes back" { check_half_close; }
+@test "clients that reset mid-echo do not kill it (SIGPIPE)" { check_survives_resets; }
+@test "logs one line per connect and disconnect" { check_logs_connections; }
+@test "-q: no line per connection" { check_quiet; }
+@test "SIGTERM: exits with status 0" { check_stops_on TERM; }
+@test "SIGINT: exits with status 0" { check_stops_on INT; }
+@test "listens on IPv6 with -b ::1" { check_ipv6; }
+@test "-h: usage on stdout, status 0" { check_help; }
+@test "bad arguments: one line on stderr, status 2" { check_bad_arguments; }
+@test "port in use: one line naming it, status 1" { check_port_in_use; }
+@test "a client that never reads delays nobody else" { check_flood_does_not_delay_others; }
+
+@test "out of descriptors: neither dies nor spins, then serves everyone" { check_out_of_descriptors; }
+
+@test "exactly one thread while 500 clients are connected" {
+    start_server -q
+    local before=$(fd_count "$SERVER_PID")
+    spawn holder "$CLIENT" -p "$PORT" -c 500 hold
+    expect holder '^connected 500$'
+    wait_until 10 [ "$(fd_count "$SERVER_PID")" -ge $((before + 500)) ]
+    [ "$(thread_count "$SERVER_PID")" -eq 1 ]
+    [ "$(child_count "$SERVER_PID")" -eq 0 ]
+    finish holder
+}
+
+# 10,000 idle connections, each then echoed. An idle connection owns no
+# buffer, so the server's resident memory grows by far less than 1 KiB per
+# connection (one 16 KiB buffer each would be 160 MB).
+@test "holds 10,000 concurrent clients and echoes each" {
+    start_server -q
+    local before_fds=$(fd_count "$SERVER_PID")
+    local before_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
+    spawn holder "$CLIENT" -p "$PORT" -c 10000 -t 60 hold
+    expect holder '^connected 10000$' 60
+    wait_until 30 [ "$(fd_count "$SERVER_PID")" -ge $((before_fds + 10000)) ]
+    local after_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
+    echo "resident memory grew by $((after_kb - before_kb)) KiB" >&2
+    [ $((after_kb - before_kb)) -lt 10000 ]
+    finish holder
+    expect holder '^echoed 10000 connections'
+}
+
+@test "raises its soft open-file limit to the hard limit" {
+    SERVER_WRAPPER=(prlimit --nofile=256:4096)
+    start_server -q
+    grep -Eq '^Max open files +4096 +4096 ' "/proc/$SERVER_PID/limits"
+}
+
+@test "SIGTERM: closes everything and prints connections served and bytes echoed" {
+    start_server -q
+    echo_ok -c 3 -s 1000
+    spawn holder "$CLIENT" -p "$PORT" -c 2 -s 10 hold
+    expect holder '^connected 2$'
+    wait_until 10 [ "$(fd_count "$SERVER_PID")" -ge 8 ]
+    stop_server TERM
+    grep -Eq '^[^ ]+\[[0-9]+\]: served 5 connections, echoed 3000 bytes$' "$SERVER_LOG"
+    # The held clients find their connections closed.
+    local status=0
+    finish holder || status=$?
+    [ "$status" -eq 1 ]
+    grep -q 'server closed after echoing 0 of 10 bytes' "$BATS_TEST_TMPDIR/holder.err"
+}
