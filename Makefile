@@ -2,6 +2,8 @@
 # make step4      build one step (step1 ... step4); each also builds alone: make -C step4-epoll
 # make test       run every step's tests; make test-step2 runs one step's
 # make sanitize   build every step with ASan and UBSan and run the tests against those builds
+# make bench      measure every step (and Node.js, if installed): bench/out/results.md
+# make bench-quick  the same, smaller, in about a minute
 # make clean      remove what the build made
 
 STEPS = step1-blocking step2-fork step3-threads step4-epoll
@@ -24,7 +26,11 @@ step4: step4-epoll
 $(STEPS) tools:
 	$(MAKE) -C $@
 
-test: all need-bats
+# Servers the tests need that are not part of the course.
+fixtures:
+	$(MAKE) -C tests/fixtures
+
+test: all fixtures need-bats
 	$(BATS) tests/
 
 test-step1: test-step1-blocking
@@ -37,13 +43,19 @@ $(STEPS:%=test-%): test-%: % tools need-bats
 
 # Each step built again as stepN-*/server-sanitize, then its tests run
 # against that binary. A sanitizer error aborts the server, which fails a test.
-sanitize: tools need-bats
+sanitize: tools fixtures need-bats
 	for step in $(STEPS); do \
 	    $(MAKE) -C $$step SANITIZE=1 BIN=server-sanitize || exit 1; \
 	done
 	for step in $(STEPS); do \
 	    SERVER=$(CURDIR)/$$step/server-sanitize $(BATS) tests/$$step.bats || exit 1; \
 	done
+
+bench: all
+	bench/run
+
+bench-quick: all
+	bench/run --quick
 
 need-bats:
 	@if [ -z "$(BATS)" ]; then \
@@ -52,7 +64,7 @@ need-bats:
 	fi
 
 clean:
-	for dir in $(STEPS) tools; do $(MAKE) -C $$dir clean; done
+	for dir in $(STEPS) tools tests/fixtures; do $(MAKE) -C $$dir clean; done
 
-.PHONY: all step1 step2 step3 step4 $(STEPS) tools test test-step1 test-step2 test-step3 \
-	test-step4 $(STEPS:%=test-%) sanitize need-bats clean
+.PHONY: all fixtures step1 step2 step3 step4 $(STEPS) tools test test-step1 test-step2 test-step3 \
+	test-step4 $(STEPS:%=test-%) sanitize bench bench-quick need-bats clean

@@ -14,18 +14,17 @@ int send_all(int fd, const void *buf, size_t len)
     const char *p = buf;
 
     while (len > 0) {
-        /* MSG_NOSIGNAL: sending to a client that has reset the connection
-         * raises SIGPIPE, whose default action kills the whole server.
-         * With this flag send() fails with EPIPE instead. */
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        /* On a blocking socket send() waits for room in the socket buffer.
+         * It fails with EPIPE or ECONNRESET once the client is gone (this
+         * does not kill us: main() ignores SIGPIPE), and may return early,
+         * with fewer bytes sent or with EINTR, when a signal arrives. */
+        ssize_t n = send(fd, p, len, 0);
 
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
         }
-        /* A short send is normal when the socket buffer is nearly full:
-         * send the rest on the next turn. */
         p += n;
         len -= (size_t)n;
     }
@@ -60,10 +59,14 @@ static int echo_until_eof(int fd, long long *echoed)
 void serve_client(int fd, const char *peer)
 {
     long long echoed = 0;
+    char reason[128];
 
     log_info("client %s connected", peer);
+    /* strerror_r(), not strerror(): in step 3 many threads log at once,
+     * and strerror() may hand all of them the same buffer. */
     if (echo_until_eof(fd, &echoed) < 0)
-        log_info("client %s dropped after %lld bytes: %s", peer, echoed, strerror(errno));
+        log_info("client %s dropped after %lld bytes: %s", peer, echoed,
+                 strerror_r(errno, reason, sizeof reason));
     else
         log_info("client %s disconnected after %lld bytes", peer, echoed);
     close_socket(fd);

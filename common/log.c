@@ -16,9 +16,9 @@ void log_set_quiet(bool q)
 }
 
 /* Every line starts with "server[ID]:", where ID is the id of the thread
- * that wrote it: the process id in step 1, a different child's id per
- * connection in step 2, a different thread's id per connection in step 3
- * (the LWP column of `ps -L`). The concurrency model shows in the log.
+ * that wrote it: the process id in steps 1 and 4, a different child's id
+ * per connection in step 2, a different thread's id per connection in
+ * step 3 (the LWP column of `ps -L`). The concurrency model shows in the log.
  * One fprintf per line: glibc locks the stream for the call, so lines
  * written by different threads never interleave. */
 static void log_line(const char *fmt, va_list ap)

@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -89,13 +90,19 @@ void net_announce(int listen_fd)
         die("cannot write to stdout: %s", strerror(errno));
 }
 
-/* Out of descriptors or kernel memory, accept() fails at once and keeps
- * failing while the client waits in the queue: retrying straight away
- * would spin the CPU. Pause, and let other connections finish. */
+/* Out of descriptors or kernel memory, accept() fails at once, and keeps
+ * failing for as long as that lasts: retrying straight away would spin the
+ * CPU. Pause, and let other connections finish. Say so once, not on every
+ * try, and say when it is over. */
+static bool backing_off;
+
 static void back_off(void)
 {
     struct timespec pause = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
 
+    if (!backing_off)
+        log_error("accept: %s; retrying every 100 ms", strerror(errno));
+    backing_off = true;
     while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
         ;
 }
@@ -111,24 +118,46 @@ int net_accept(int listen_fd, char *peer, size_t peerlen)
         fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
         if (fd >= 0)
             break;
-        switch (errno) {
-        case EINTR:        /* a signal handler ran (SIGCHLD in step 2) */
-        case ECONNABORTED: /* the client gave up before we got to it */
+        switch (net_accept_failure(errno)) {
+        case ACCEPT_RETRY:
             continue;
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-            log_error("accept: %s; pausing before the next try", strerror(errno));
+        case ACCEPT_EXHAUSTED:
             back_off();
             return -1;
-        default:
-            log_error("accept: %s", strerror(errno));
-            return -1;
+        case ACCEPT_BUG:
+            die("accept: %s", strerror(errno));
         }
     }
+    if (backing_off)
+        log_notice("accept: accepting clients again");
+    backing_off = false;
     net_format_address((struct sockaddr *)&ss, len, peer, peerlen);
     return fd;
+}
+
+enum accept_failure net_accept_failure(int err)
+{
+    switch (err) {
+    case EMFILE:       /* this process is out of descriptors */
+    case ENFILE:       /* the whole system is */
+    case ENOBUFS:
+    case ENOMEM:
+        return ACCEPT_EXHAUSTED;
+    case EINTR:        /* a signal handler installed without SA_RESTART */
+    case ECONNABORTED: /* the client gave up before we got to it */
+    case EPERM:        /* a firewall rule refused this client */
+    case EPROTO:       /* network errors, which accept(2) says to treat */
+    case ENETDOWN:     /* like "try again" */
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+    case ENONET:
+    case ENOPROTOOPT:
+    case EOPNOTSUPP:
+        return ACCEPT_RETRY;
+    default:
+        return ACCEPT_BUG;
+    }
 }
 
 void net_format_address(const struct sockaddr *sa, socklen_t len, char *buf, size_t size)
@@ -147,8 +176,11 @@ void net_format_address(const struct sockaddr *sa, socklen_t len, char *buf, siz
 
 void close_socket(int fd)
 {
+    char reason[128];
+
     /* On Linux the descriptor is gone even when close() fails (EINTR, or
-     * EIO from a delayed error), so the only thing left to do is say so. */
+     * EIO from a delayed error), so the only thing left to do is say so.
+     * strerror_r(): threads of step 3 may close sockets at the same time. */
     if (close(fd) < 0)
-        log_error("close: %s", strerror(errno));
+        log_error("close: %s", strerror_r(errno, reason, sizeof reason));
 }

@@ -20,6 +20,14 @@ void net_announce(int listen_fd);
  * descriptor and writes its address to peer, or -1 after logging why. */
 int net_accept(int listen_fd, char *peer, size_t peerlen);
 
+/* Why accept() failed, and so what to do next. */
+enum accept_failure {
+    ACCEPT_RETRY,      /* about that one client, or interrupted: go on */
+    ACCEPT_EXHAUSTED,  /* out of descriptors or memory: wait, then retry */
+    ACCEPT_BUG,        /* EBADF, EINVAL...: the program is wrong */
+};
+enum accept_failure net_accept_failure(int err);
+
 /* Writes "1.2.3.4:5" or "[::1]:5". */
 void net_format_address(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 

@@ -24,7 +24,7 @@ static void print_usage(FILE *out)
             program_invocation_short_name, DEFAULT_PORT, DEFAULT_ADDRESS);
 }
 
-noreturn static void bad_usage(const char *what, const char *value)
+static noreturn void bad_usage(const char *what, const char *value)
 {
     fprintf(stderr, "%s: %s '%s' (try -h)\n", program_invocation_short_name, what, value);
     exit(2);

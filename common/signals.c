@@ -1,4 +1,4 @@
-/* signals.c: turn SIGINT and SIGTERM into a clean exit. */
+/* signals.c: survive SIGPIPE; turn SIGINT and SIGTERM into a clean exit. */
 #include "signals.h"
 #include "log.h"
 
@@ -7,11 +7,31 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Once a connection can no longer carry data (the client reset it, or
+ * closed it and the server wrote on regardless), send() and write() fail
+ * with EPIPE, and the kernel also sends the writer SIGPIPE, whose default
+ * action ends the process: one client could kill the whole server. Ignored,
+ * the signal goes away and the error stays, for the code to handle. This
+ * also covers a log on stderr piped into a program that has exited. */
+void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        die("sigaction SIGPIPE: %s", strerror(errno));
+}
+
 /* A blocking server spends its life inside accept() or recv(), so it has no
  * main loop that could look at a "please stop" flag in time. The handler
  * therefore ends the process itself, with _exit(): unlike exit(), it is
  * safe to call from a signal handler. The kernel closes every socket on the
- * way out, which is all the cleaning up these servers need. */
+ * way out, which is all the cleaning up these servers need. In step 2 only
+ * the process that gets the signal stops: `kill PID` ends the parent, and
+ * its children go on serving their clients until those leave, while Ctrl-C
+ * reaches every process in the terminal's foreground group, children too. */
 static void stop(int signo)
 {
     (void)signo;

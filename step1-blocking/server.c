@@ -11,13 +11,17 @@
 #include "options.h"
 #include "signals.h"
 
-/* The article's backlog of 5, kept so you can watch what it does.
- * It is not a limit on clients, and nobody is refused when it is reached.
- * On Linux it caps the queue of connections whose handshake the kernel has
- * already completed but which accept() has not taken yet (backlog + 1 of
- * them, at most net.core.somaxconn). While that queue is full the kernel
- * drops new handshake packets, and the client's kernel resends them a
- * second or more later: a client sees a slow connect(), not an error. */
+/* A backlog of 5, as in many textbook servers, kept small so you can watch
+ * what it does. It is not a limit on clients, and by default nobody is
+ * refused when it is reached. On Linux it caps the queue of connections
+ * whose handshake the kernel has completed but which accept() has not taken
+ * yet: it holds backlog + 1 of them (the backlog is first capped at
+ * net.core.somaxconn). While that queue is full the kernel drops new
+ * handshake packets, and the client's kernel sends them again a second or
+ * more later: a client sees a slow connect() (or, if its connect() had
+ * already returned, data that waits), and only gives up with ETIMEDOUT
+ * after about two minutes. With net.ipv4.tcp_abort_on_overflow = 1 the
+ * kernel resets such clients instead. */
 #define LISTEN_BACKLOG 5
 
 /* Serve the client right here, in the only thread there is: nobody else
@@ -38,6 +42,7 @@ int main(int argc, char **argv)
     listen_fd = net_listen(opts.address, opts.port, LISTEN_BACKLOG, err, sizeof err);
     if (listen_fd < 0)
         die("%s", err);
+    ignore_sigpipe();
     exit_on_stop_signals();
     net_announce(listen_fd);
 

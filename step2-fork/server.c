@@ -85,6 +85,7 @@ int main(int argc, char **argv)
     listen_fd = net_listen(opts.address, opts.port, LISTEN_BACKLOG, err, sizeof err);
     if (listen_fd < 0)
         die("%s", err);
+    ignore_sigpipe();
     exit_on_stop_signals();
     reap_children_as_they_exit();
     net_announce(listen_fd);

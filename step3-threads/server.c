@@ -37,9 +37,9 @@ static void *client_thread(void *arg)
     return NULL;
 }
 
-/* Detached: nobody will pthread_join() this thread, so its stack and id are
- * released as soon as it returns instead of being kept for a join. */
-static void handle_client(int fd, const char *peer)
+/* Each thread gets a stack of its own: by default 8 MiB of address space
+ * (ulimit -s), of which only the pages the thread touches take memory. */
+static void handle_client(int fd, const char *peer, const pthread_attr_t *detached)
 {
     struct client *client = malloc(sizeof *client);
     pthread_t tid;
@@ -54,21 +54,31 @@ static void handle_client(int fd, const char *peer)
     strcpy(client->peer, peer);
     /* pthread_create() returns the error number instead of setting errno.
      * EAGAIN here means a limit on threads or memory has been reached. */
-    rc = pthread_create(&tid, NULL, client_thread, client);
+    rc = pthread_create(&tid, detached, client_thread, client);
     if (rc != 0) {
         log_error("pthread_create: %s; dropping client %s", strerror(rc), peer);
         close_socket(fd);
         free(client);
-        return;
     }
-    rc = pthread_detach(tid);
+}
+
+/* Threads are created detached: nobody will pthread_join() them, so a
+ * thread's stack and id are released as soon as it returns, instead of
+ * being kept for a join that never comes. */
+static void make_detached_attr(pthread_attr_t *attr)
+{
+    int rc = pthread_attr_init(attr);
+
+    if (rc == 0)
+        rc = pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
     if (rc != 0)
-        log_error("pthread_detach: %s", strerror(rc));
+        die("pthread_attr: %s", strerror(rc));
 }
 
 int main(int argc, char **argv)
 {
     struct options opts;
+    pthread_attr_t detached;
     char err[256];
     int listen_fd;
 
@@ -77,7 +87,9 @@ int main(int argc, char **argv)
     listen_fd = net_listen(opts.address, opts.port, LISTEN_BACKLOG, err, sizeof err);
     if (listen_fd < 0)
         die("%s", err);
+    ignore_sigpipe();
     exit_on_stop_signals();
+    make_detached_attr(&detached);
     net_announce(listen_fd);
 
     for (;;) {
@@ -85,6 +97,6 @@ int main(int argc, char **argv)
         int fd = net_accept(listen_fd, peer, sizeof peer);
 
         if (fd >= 0)
-            handle_client(fd, peer);
+            handle_client(fd, peer, &detached);
     }
 }

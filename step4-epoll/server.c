@@ -10,12 +10,14 @@
 #include "log.h"
 #include "net.h"
 #include "options.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -33,6 +35,10 @@
 /* How long accepting stays paused after running out of descriptors, if no
  * connection closes first. */
 #define ACCEPT_PAUSE_MS 1000
+/* The table of connections has one slot per possible descriptor. Where
+ * the hard limit on descriptors is huge (some systems allow a billion),
+ * use only this many. */
+#define MAX_DESCRIPTORS (1 << 20)
 
 /* One per client, found by its descriptor number (fds are small integers,
  * so an array indexed by fd is the cheapest map there is). An idle
@@ -50,9 +56,10 @@ struct server {
     int signal_fd;
     bool running;
     bool accepting;              /* false while out of descriptors */
-    struct timespec paused_at;   /* when accepting was paused */
+    long long resume_at_ms;      /* when to try accepting again */
     struct connection *conns;    /* conns[fd], one per possible descriptor */
-    size_t max_fds;
+    size_t max_fds;              /* slots in conns */
+    int highest_fd;              /* the highest descriptor a client has had */
     unsigned long open_count;
     unsigned long long served;   /* connections accepted */
     unsigned long long echoed;   /* bytes sent back */
@@ -61,14 +68,15 @@ struct server {
 };
 
 /* Each connection needs a descriptor, and the soft limit is often 1024.
- * The hard limit is as high as an unprivileged process may go. */
+ * The hard limit is as high as an unprivileged process may go. Returns the
+ * new limit: descriptors are numbered from 0 to one below it. */
 static size_t raise_open_file_limit(void)
 {
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         die("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    rl.rlim_cur = rl.rlim_max;
+    rl.rlim_cur = rl.rlim_max < MAX_DESCRIPTORS ? rl.rlim_max : MAX_DESCRIPTORS;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
         die("setrlimit RLIMIT_NOFILE: %s", strerror(errno));
     return (size_t)rl.rlim_cur;
@@ -85,17 +93,14 @@ static int watch(struct server *s, int op, int fd, uint32_t events)
 }
 
 /* With SIGINT and SIGTERM blocked, they are not delivered to a handler but
- * queued, and the signalfd becomes readable: a signal is just one more
- * event, handled in the loop like the others, with no race and no EINTR.
- * A shell starts background jobs with SIGINT ignored, and an ignored
- * signal is discarded, never queued: set both back to their defaults. */
+ * kept pending, and the signalfd becomes readable: a signal is just one
+ * more event, handled in the loop like the others, with no race and no
+ * EINTR. Unlike steps 1 to 3, the server can stop cleanly. */
 static int open_signal_fd(void)
 {
     sigset_t mask;
     int fd;
 
-    if (signal(SIGINT, SIG_DFL) == SIG_ERR || signal(SIGTERM, SIG_DFL) == SIG_ERR)
-        die("signal: %s", strerror(errno));
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
@@ -107,12 +112,14 @@ static int open_signal_fd(void)
     return fd;
 }
 
-static long elapsed_ms(const struct timespec *since)
+/* Milliseconds on a clock that only moves forward. */
+static long long now_ms(void)
 {
     struct timespec now;
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+    if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+        die("clock_gettime: %s", strerror(errno));
+    return now.tv_sec * 1000LL + now.tv_nsec / 1000000;
 }
 
 /* Out of descriptors, accept4() fails, but the client stays in the queue
@@ -124,7 +131,7 @@ static void pause_accepting(struct server *s)
     if (watch(s, EPOLL_CTL_MOD, s->listen_fd, 0) < 0)
         die("epoll_ctl: %s", strerror(errno));
     s->accepting = false;
-    clock_gettime(CLOCK_MONOTONIC, &s->paused_at);
+    s->resume_at_ms = now_ms() + ACCEPT_PAUSE_MS;
 }
 
 static void resume_accepting(struct server *s)
@@ -153,12 +160,19 @@ static void add_connection(struct server *s, int fd, const struct sockaddr *sa, 
 {
     char peer[ADDRESS_STRLEN];
 
+    if ((size_t)fd >= s->max_fds) {  /* the limit was raised behind our back */
+        log_error("descriptor %d is beyond the table; dropping a client", fd);
+        close_socket(fd);
+        return;
+    }
     if (watch(s, EPOLL_CTL_ADD, fd, EPOLLIN) < 0) {
         log_error("epoll_ctl: %s; dropping a client", strerror(errno));
         close_socket(fd);
         return;
     }
     s->conns[fd].open = true;
+    if (fd > s->highest_fd)
+        s->highest_fd = fd;
     s->open_count++;
     s->served++;
     net_format_address(sa, len, peer, sizeof peer);
@@ -179,17 +193,17 @@ static void accept_clients(struct server *s)
             add_connection(s, fd, (struct sockaddr *)&ss, len);
             continue;
         }
-        switch (errno) {
-        case EAGAIN:       /* the queue is empty */
+        if (errno == EAGAIN)  /* the queue is empty */
             return;
-        case EINTR:
-        case ECONNABORTED: /* the client gave up before we got to it */
-        case EPROTO:
+        switch (net_accept_failure(errno)) {
+        case ACCEPT_RETRY:
             continue;
-        default:           /* EMFILE, ENFILE, ENOBUFS, ENOMEM */
+        case ACCEPT_EXHAUSTED:
             log_error("accept4: %s; pausing accepts", strerror(errno));
             pause_accepting(s);
             return;
+        case ACCEPT_BUG:
+            die("accept4: %s", strerror(errno));
         }
     }
 }
@@ -214,18 +228,27 @@ static void keep_pending(struct server *s, int fd, const char *data, size_t len)
         close_connection(s, fd, "dropped: epoll_ctl failed");
 }
 
-/* send() without blocking. Returns the bytes sent (0 when the socket's
- * buffer is full), or -1 after closing a connection that is gone.
- * MSG_NOSIGNAL: a client that reset the connection makes send() fail with
- * EPIPE instead of raising SIGPIPE, which would kill the server. */
+/* Closes a connection whose recv() or send() failed, saying why. */
+static void drop_connection(struct server *s, int fd, int err)
+{
+    char why[160];
+
+    snprintf(why, sizeof why, "dropped: %s", strerror(err));
+    close_connection(s, fd, why);
+}
+
+/* send() on a nonblocking socket takes what fits in the socket's buffer
+ * and returns at once: a short count, or EAGAIN when nothing fits. Returns
+ * the bytes sent, or -1 after closing a connection that is gone (EPIPE or
+ * ECONNRESET; main() ignores SIGPIPE, so they cannot kill us). */
 static ssize_t send_some(struct server *s, int fd, const char *data, size_t len)
 {
-    ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+    ssize_t n = send(fd, data, len, 0);
 
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
             return 0;
-        close_connection(s, fd, strerror(errno));
+        drop_connection(s, fd, errno);
         return -1;
     }
     s->echoed += (size_t)n;
@@ -242,7 +265,7 @@ static void read_and_echo(struct server *s, int fd)
 
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
-            close_connection(s, fd, strerror(errno));
+            drop_connection(s, fd, errno);
         return;
     }
     /* 0: the client closed its side. Nothing is pending (we only read when
@@ -277,8 +300,10 @@ static void send_pending(struct server *s, int fd)
 }
 
 /* A connection watches either EPOLLIN or EPOLLOUT, never both, so its state
- * says what the event means. EPOLLERR and EPOLLHUP (a reset) come either
- * way; the recv() or send() that follows reports the error and closes. */
+ * says what the event means. EPOLLERR (an error is pending, such as a
+ * reset) and EPOLLHUP (both directions are shut) are reported either way;
+ * the recv() or send() that follows returns the error, or the end of the
+ * data, and the connection is closed. */
 static void handle_client_event(struct server *s, int fd)
 {
     if (s->conns[fd].pending != NULL)
@@ -306,9 +331,12 @@ static void run_loop(struct server *s)
     struct epoll_event events[MAX_EVENTS];
 
     while (s->running) {
-        int timeout = s->accepting ? -1 : ACCEPT_PAUSE_MS;
-        int n = epoll_wait(s->epoll_fd, events, MAX_EVENTS, timeout);
+        int timeout = -1;  /* wait for as long as it takes */
+        int n;
 
+        if (!s->accepting)
+            timeout = (int)(s->resume_at_ms > now_ms() ? s->resume_at_ms - now_ms() : 0);
+        n = epoll_wait(s->epoll_fd, events, MAX_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -324,13 +352,16 @@ static void run_loop(struct server *s)
             else
                 handle_client_event(s, fd);
         }
-        if (!s->accepting && elapsed_ms(&s->paused_at) >= ACCEPT_PAUSE_MS)
+        if (!s->accepting && now_ms() >= s->resume_at_ms)
             resume_accepting(s);
     }
 }
 
 /* A nonblocking listening socket: accept4() fails with EAGAIN when the
- * queue is empty, instead of waiting for the next client. */
+ * queue is empty, instead of waiting for the next client. The loop needs
+ * that to know when to stop accepting, and it also needs it because a
+ * client can give up between epoll_wait() saying "readable" and accept4():
+ * a blocking accept4() would then wait, and freeze every other client. */
 static void set_nonblocking(int fd)
 {
     int flags = fcntl(fd, F_GETFL);
@@ -343,6 +374,7 @@ static void setup(struct server *s, const struct options *opts)
 {
     char err[256];
 
+    ignore_sigpipe();
     s->max_fds = raise_open_file_limit();
     /* calloc() of a large table maps zeroed pages that take no memory until
      * first touched: only the slots of descriptors in use ever cost RAM. */
@@ -366,9 +398,9 @@ static void setup(struct server *s, const struct options *opts)
 
 static void teardown(struct server *s)
 {
-    for (size_t fd = 0; fd < s->max_fds; fd++)
+    for (int fd = 0; fd <= s->highest_fd; fd++)
         if (s->conns[fd].open)
-            close_connection(s, (int)fd, "closed by shutdown");
+            close_connection(s, fd, "closed by shutdown");
     free(s->conns);
     close_socket(s->listen_fd);
     close_socket(s->signal_fd);
@@ -377,7 +409,8 @@ static void teardown(struct server *s)
 
 int main(int argc, char **argv)
 {
-    static struct server server; /* static: its read buffer is too big for the stack */
+    /* static: one server for the whole run, and it starts zeroed. */
+    static struct server server;
     struct options opts;
 
     options_parse(argc, argv, &opts);

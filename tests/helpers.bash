@@ -9,6 +9,10 @@ ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 CLIENT=${CLIENT:-$ROOT/tools/echo-client}
 
 setup() {
+    if [ -z "${BATS_TEST_TMPDIR:-}" ]; then
+        echo "these tests need bats-core 1.4 or later" >&2
+        return 1
+    fi
     declare -gA PIDS=() IN_FDS=() OUT_FDS=()
     # Commands put in front of the server, such as a resource limit.
     SERVER_WRAPPER=()
@@ -22,8 +26,10 @@ teardown() {
     local name pid
     for name in "${!PIDS[@]}"; do
         pid=${PIDS[$name]}
-        # A forking server's children outlive it: kill them too.
-        pkill -KILL -P "$pid" 2>/dev/null || true
+        # Each spawned command leads its own process group (setsid), so
+        # this also kills a forking server's children, even if the server
+        # itself has already died and they have been left behind.
+        kill -KILL -- "-$pid" 2>/dev/null || true
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
@@ -38,7 +44,15 @@ spawn() {
     shift
     local in=$BATS_TEST_TMPDIR/$name.in out=$BATS_TEST_TMPDIR/$name.out
     mkfifo "$in" "$out"
-    "$@" <"$in" >"$out" 2>"$BATS_TEST_TMPDIR/$name.err" &
+    # The command gets none of this test's other pipes (so closing a
+    # command's stdin here really ends it), nor bats's fd 3 (bats waits for
+    # whoever holds it). setsid gives it a process group of its own.
+    (
+        for fd in "${IN_FDS[@]}" "${OUT_FDS[@]}"; do
+            exec {fd}>&-
+        done
+        exec setsid "$@"
+    ) <"$in" >"$out" 2>"$BATS_TEST_TMPDIR/$name.err" 3>&- &
     PIDS[$name]=$!
     # <> opens a pipe without waiting for the other end, so a command that
     # fails to start cannot hang the test here.
@@ -92,14 +106,15 @@ stop_server() {
     finish server
 }
 
-# wait_until SECONDS COMMAND...: retries COMMAND until it succeeds, for at
-# most SECONDS. For conditions nothing announces, such as a thread count.
+# wait_until SECONDS 'CONDITION': evaluates the shell CONDITION again and
+# again until it holds, for at most SECONDS. Single-quote CONDITION, so
+# that it is evaluated on each try rather than once, before the call. For
+# states nothing announces, such as a count of threads.
 wait_until() {
     local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
+    until eval "$2"; do
         if [ "$SECONDS" -gt "$deadline" ]; then
-            echo "still false after the wait: $*" >&2
+            echo "still false after $1 s: $2" >&2
             return 1
         fi
         sleep 0.02
@@ -122,7 +137,7 @@ exited() {
 }
 
 wait_for_exit() {
-    wait_until "$2" exited "$1"
+    wait_until "$2" "exited $1"
 }
 
 alive() {

@@ -29,15 +29,38 @@ no_zombies() {
     start_server
     spawn holder "$CLIENT" -p "$PORT" -c 3 hold
     expect holder '^connected 3$'
-    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 3 ]
+    wait_until 10 '[ "$(child_count "$SERVER_PID")" -eq 3 ]'
     # Each connection's log line carries the id of the child serving it.
-    wait_until 5 [ "$(grep -c ' connected' "$SERVER_LOG")" -eq 3 ]
+    wait_until 5 '[ "$(grep -c " connected" "$SERVER_LOG")" -eq 3 ]'
     local ids
     ids=$(log_ids ' connected')
     [ "$(echo "$ids" | wc -l)" -eq 3 ]
     ! echo "$ids" | grep -qx "$SERVER_PID" || return 1
     finish holder
-    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 0 ]
+    wait_until 10 '[ "$(child_count "$SERVER_PID")" -eq 0 ]'
+}
+
+# The listening socket's inode, from /proc/net/tcp (state 0A is LISTEN).
+listening_inode() {
+    awk -v port="$(printf ':%04X' "$PORT")" \
+        '$4 == "0A" && substr($2, length($2) - 4) == port { print $10 }' /proc/net/tcp
+}
+
+@test "the child closes the listening socket, the parent the client's" {
+    start_server -q
+    spawn holder "$CLIENT" -p "$PORT" -c 1 hold
+    expect holder '^connected 1$'
+    wait_until 10 '[ "$(child_count "$SERVER_PID")" -eq 1 ]'
+    local child inode
+    child=$(children_of "$SERVER_PID" | awk '{ print $1 }')
+    inode=$(listening_inode)
+    [ -n "$inode" ]
+    # The child holds the client's socket and not the listening one.
+    ! readlink "/proc/$child/fd/"* | grep -qxF "socket:[$inode]" || return 1
+    # The parent holds the listening socket and no other.
+    [ "$(readlink "/proc/$SERVER_PID/fd/"* | grep -c '^socket:')" -eq 1 ]
+    readlink "/proc/$SERVER_PID/fd/"* | grep -qxF "socket:[$inode]"
+    finish holder
 }
 
 @test "no zombies after 2,000 connections" {
@@ -47,7 +70,7 @@ no_zombies() {
         echo_ok -c 500 -s 100 -t 30
     done
     # Children exit a moment after their clients see the end of the echo.
-    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 0 ]
+    wait_until 10 '[ "$(child_count "$SERVER_PID")" -eq 0 ]'
     no_zombies
 }
 
@@ -56,11 +79,11 @@ no_zombies() {
     start_server -q
     spawn holder "$CLIENT" -p "$PORT" -c 2 hold
     expect holder '^connected 2$'
-    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 2 ]
+    wait_until 10 '[ "$(child_count "$SERVER_PID")" -eq 2 ]'
     run "$CLIENT" -p "$PORT" -t 10
     [ "$status" -eq 1 ]
     grep -q 'fork: Resource temporarily unavailable; dropping client' "$SERVER_LOG"
     finish holder
-    wait_until 10 [ "$(child_count "$SERVER_PID")" -eq 0 ]
+    wait_until 10 '[ "$(child_count "$SERVER_PID")" -eq 0 ]'
     echo_ok
 }

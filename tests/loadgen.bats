@@ -1,0 +1,84 @@
+#!/usr/bin/env bats
+# tools/loadgen, the load generator `make bench` uses: it must see every
+# corrupted byte, fail clearly, and spread connections as it promises.
+
+load helpers
+LOADGEN=$ROOT/tools/loadgen
+SERVER=$ROOT/step4-epoll/server
+
+@test "loadgen: echoes for the set time and reports what it measured" {
+    start_server -q
+    run "$LOADGEN" -p "$PORT" -c 20 -n 4 -d 1 --json
+    [ "$status" -eq 0 ]
+    [[ $output =~ \"opened\":20, ]]
+    [[ $output =~ \"verified\":20, ]]
+    [[ $output =~ \"byte_errors\":0, ]]
+    [[ $output =~ \"messages\":[1-9][0-9]*, ]]
+    [[ $output =~ \"p50_us\":[0-9.]+,\"p99_us\":[0-9.]+,\"max_us\":[0-9.]+\}$ ]]
+}
+
+@test "loadgen: reports the byte errors of a server that corrupts data" {
+    SERVER=$ROOT/tests/fixtures/flip-echo
+    start_server -q
+    run "$LOADGEN" -p "$PORT" -c 10 -d 1 --json
+    [ "$status" -eq 1 ]
+    # flip-echo corrupts the first byte of each connection.
+    [[ $output =~ \"byte_errors\":10, ]]
+}
+
+@test "loadgen: holds connections until stdin closes, then checks each echoes" {
+    start_server -q
+    spawn loadgen "$LOADGEN" -p "$PORT" -c 300 --hold 60
+    expect loadgen '^connected 300$'
+    wait_until 10 '[ "$(fd_count "$SERVER_PID")" -ge 300 ]'
+    finish loadgen
+    expect loadgen '^connections: 300 opened, 0 failed, 300 echoed at the end$'
+}
+
+# A source address can make one connection to the server per local port.
+# --ports narrows the ports to 100 so the tests need few connections. (A
+# port in the range may be taken already, by some other test's listening
+# socket: allow for a few.)
+@test "loadgen: one source address has only as many connections as ports" {
+    start_server -q
+    run "$LOADGEN" -p "$PORT" -c 150 --sources 1 --ports 41000-41099 -d 0.2 --json
+    [ "$status" -eq 1 ]
+    [[ $output =~ \"opened\":([0-9]+),\"failed\":([0-9]+), ]]
+    local opened=${BASH_REMATCH[1]} failed=${BASH_REMATCH[2]}
+    [ "$opened" -le 100 ] && [ "$opened" -ge 95 ]
+    [ $((opened + failed)) -eq 150 ]
+    [[ $output =~ \"first_failure\":\"connect:\ Cannot\ assign\ requested\ address\" ]]
+}
+
+@test "loadgen: opens more connections than one source address allows" {
+    start_server
+    run "$LOADGEN" -p "$PORT" -c 300 --ports 40000-40099 -d 0.2
+    [ "$status" -eq 0 ]
+    [[ ${lines[0]} == "connections: 300 opened, 0 failed, 300 echoed at the end" ]]
+    # They came from 127.0.0.1 to 127.0.0.4 (90 ports of each used at most).
+    wait_until 5 '[ "$(grep -c disconnected "$SERVER_LOG")" -eq 300 ]'
+    local source
+    for source in 127.0.0.1 127.0.0.2 127.0.0.3 127.0.0.4; do
+        [ "$(grep -c "client $source:400[0-9][0-9] connected" "$SERVER_LOG")" -eq 75 ]
+    done
+}
+
+@test "loadgen: fails with one clear line when nothing listens on the port" {
+    start_server -q
+    local port=$PORT
+    stop_server TERM
+    run "$LOADGEN" -p "$port" -c 5 -d 1
+    [ "$status" -eq 1 ]
+    [ "$output" = "loadgen: could not open any connection to 127.0.0.1 port $port: connect: Connection refused" ]
+}
+
+@test "loadgen: bad arguments get one line and status 2" {
+    local args
+    for args in "" "-p 0" "-p 80 -c 0" "-p 80 -d x" "-p 80 -n 65" "-p 80 --bogus" "-p 80 extra"; do
+        run timeout 10 bash -c "\"\$0\" $args 2>&1 >/dev/null" "$LOADGEN"
+        if [ "$status" -ne 2 ] || [ "${#lines[@]}" -ne 1 ]; then
+            echo "loadgen $args: status $status, stderr: $output" >&2
+            return 1
+        fi
+    done
+}
