@@ -42,13 +42,35 @@ check_survives_resets() {
     echo_ok
 }
 
-# A client that never reads stops its own echo, and only its own.
+# A client that never reads stops its own echo, and only its own, and the
+# server waits for it without spinning. Once it reads, it gets everything.
 check_flood_does_not_delay_others() {
     start_server -q
     spawn flood "$CLIENT" -p "$PORT" -t 30 flood
     expect flood '^stalled after [0-9]+ bytes$' 20
     echo_ok -c 10 -s 1M -t 10
+    local ticks=$(cpu_ticks "$SERVER_PID")
+    sleep 1  # a window to measure CPU use over, not a wait for an event
+    [ $(($(cpu_ticks "$SERVER_PID") - ticks)) -lt 30 ]
     finish flood
+    expect flood '^echoed all [0-9]+ bytes$'
+}
+
+# A blocking send() that a signal interrupts after sending part of the
+# data returns that part's size: a short write, and the server must send
+# the rest. SIGSTOP and SIGCONT interrupt a server stuck in send() to a
+# client that does not read; then the client reads and checks every byte.
+check_short_writes() {
+    start_server -q
+    spawn flood "$CLIENT" -p "$PORT" -t 30 flood
+    expect flood '^stalled after [0-9]+ bytes$' 20
+    local i
+    for i in 1 2 3; do
+        kill -STOP -- "-$SERVER_PID"  # the server's process group: step 2's
+        kill -CONT -- "-$SERVER_PID"  # children too
+    done
+    finish flood
+    expect flood '^echoed all [0-9]+ bytes$'
 }
 
 check_logs_connections() {

@@ -183,5 +183,5 @@ cpu_ticks() {
     read -r stat <"/proc/$1/stat"
     stat=${stat##*) }  # drop "pid (name) ": a name may contain spaces
     set -- $stat
-    echo $(($12 + $13))
+    echo $((${12} + ${13}))  # utime and stime; $12 would be ${1}2
 }

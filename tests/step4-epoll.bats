@@ -9,6 +9,7 @@ SERVER=${SERVER:-$ROOT/step4-epoll/server}
 @test "echoes binary bytes (NUL, 0xFF) exactly" { check_echoes_binary; }
 @test "echoes 64 MiB sent while reading, byte for byte" { check_echoes_large_payload; }
 @test "a client that half-closes gets all its bytes back" { check_half_close; }
+@test "a send cut short by a signal is finished (short writes)" { check_short_writes; }
 @test "clients that reset mid-echo do not kill it (SIGPIPE)" { check_survives_resets; }
 @test "logs one line per connect and disconnect" { check_logs_connections; }
 @test "-q: no line per connection" { check_quiet; }

@@ -60,8 +60,9 @@ static void usage(FILE *out)
             "  echo   each connection sends BYTES while reading the echo, checks it, closes (default)\n"
             "  hold   opens the connections, prints \"connected N\", waits for stdin to close,\n"
             "         then runs echo on each\n"
-            "  flood  one connection sends and never reads; prints \"stalled after N bytes\" when the\n"
-            "         server stops taking data (fails past BYTES), then waits for stdin to close\n"
+            "  flood  one connection sends without reading; prints \"stalled after N bytes\" when the\n"
+            "         server stops taking data (fails past BYTES); when stdin closes, half-closes\n"
+            "         and checks that all N bytes come back\n"
             "  reset  one connection after another sends BYTES without reading, half-closes,\n"
             "         then resets while the server is still echoing\n"
             "options:\n"
@@ -347,18 +348,19 @@ static void say(const char *fmt, ...)
         fail("cannot write to stdout: %s", strerror(errno));
 }
 
-/* Sends until the socket has had no room for STALL_MS: the server has
- * stopped reading. Returns the bytes it took. */
+/* Sends the connection's pattern until the socket has had no room for
+ * STALL_MS: the server has stopped reading. Returns the bytes it took. */
 static size_t send_until_stalled(const struct config *cfg, struct conn *c)
 {
     char buf[CHUNK];
 
-    fill_pattern(buf, 0, 0, sizeof buf);
     for (;;) {
         struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
-        ssize_t n = send(c->fd, buf, sizeof buf, MSG_NOSIGNAL);
+        ssize_t n;
         int ready;
 
+        fill_pattern(buf, 0, c->sent, sizeof buf);
+        n = send(c->fd, buf, sizeof buf, MSG_NOSIGNAL);
         if (n > 0) {
             c->sent += (size_t)n;
             if (c->sent > cfg->bytes)
@@ -375,15 +377,23 @@ static size_t send_until_stalled(const struct config *cfg, struct conn *c)
     }
 }
 
+/* After a flood, the client reads at last: it half-closes and checks that
+ * every byte it sent comes back, however long the server was stuck. */
 static void run_flood(const struct config *cfg)
 {
+    struct config drain = *cfg;
     struct conn *c = connect_all(cfg, 1);
 
     if (send_until_stalled(cfg, c) > cfg->bytes)
         fail("the server never pushed back: it took more than %zu bytes", cfg->bytes);
     say("stalled after %zu bytes\n", c->sent);
     wait_for_stdin_to_close();
-    close_conn(c);
+    if (shutdown(c->fd, SHUT_WR) < 0)
+        fail("shutdown: %s", strerror(errno));
+    drain.bytes = c->sent;
+    drain.half_close = true;
+    run_echo(&drain, c, 1);
+    say("echoed all %zu bytes\n", drain.bytes);
     free(c);
 }
 
