@@ -14,9 +14,11 @@ $1 == "machine" { mkeys[++nm] = $2; mval[$2] = $3; next }
     v[model, section, n, key] = $5
 }
 
-# 1234567 -> 1,234,567
+# 1234567 -> 1,234,567. A difference below zero is the noise of the
+# measurement (other processes, the kernel's caches): shown as ≈0.
 function commas(x,    s, neg) {
     if (x == "") return "-"
+    if (x < 0) return "≈0"
     neg = x < 0; s = sprintf("%d", neg ? -x : x)
     while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s)
     return (neg ? "-" : "") s
@@ -50,7 +52,8 @@ function memory_table(    i, j, k, m, n, list) {
     print ""
     print "Bytes per connection: what the server (all its processes) and the kernel use with N idle"
     print "connections open, less what they used with none, divided by N. The kernel columns are"
-    print "system-wide and so include the client's end of each loopback connection."
+    print "system-wide and so include the client's end of each loopback connection. ≈0: below the"
+    print "noise of the measurement."
     print ""
     print "| model | connections | user RSS | user PSS | thread stacks reserved | thread stacks resident | kernel stacks | page tables | kernel slab | socket buffers |"
     print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -39,7 +39,7 @@
 #define MAX_WORKERS 64
 #define MAX_IN_FLIGHT 64
 #define CONNECTING_AT_ONCE 256    /* per worker: keeps the server's queue from overflowing */
-#define CONNECT_TIMEOUT_NS (3 * NS_PER_S)  /* a SYN and two retries */
+#define CONNECT_TIMEOUT_NS (8 * NS_PER_S)  /* a SYN and three retries */
 #define DRAIN_TIMEOUT_NS (5 * NS_PER_S)   /* for the last messages after --duration */
 #define VERIFY_TIMEOUT_NS (15 * NS_PER_S) /* for every held connection to echo */
 #define VERIFY_SIZE 16
