@@ -134,7 +134,7 @@ check_port_in_use() {
 check_out_of_descriptors() {
     SERVER_WRAPPER=(prlimit --nofile=32:32)
     start_server -q
-    spawn holder "$CLIENT" -p "$PORT" -c 40 -t 30 hold
+    spawn holder "$CLIENT" -p "$PORT" -c 40 -t 30 open
     expect holder '^connected 40$'
     wait_until 10 'grep -q "Too many open files" "$SERVER_LOG"'
     local before=$(cpu_ticks "$SERVER_PID")

@@ -30,7 +30,7 @@
 #define CONNECT_BATCH 1000   /* connects in flight at once */
 #define STALL_MS 1000        /* flood: no room to send for this long = pushed back */
 
-enum mode { ECHO, HOLD, FLOOD, RESET };
+enum mode { ECHO, HOLD, OPEN, FLOOD, RESET };
 
 struct config {
     const char *address;
@@ -39,6 +39,7 @@ struct config {
     size_t bytes;
     bool bytes_given;
     bool half_close;
+    bool keep_open;      /* leave each connection open when its echo is in */
     int seconds;
     enum mode mode;
 };
@@ -58,8 +59,11 @@ static void usage(FILE *out)
             "usage: echo-client -p PORT [-a ADDRESS] [-c CONNECTIONS] [-s BYTES] [-k] [-t SECONDS] [MODE]\n"
             "modes:\n"
             "  echo   each connection sends BYTES while reading the echo, checks it, closes (default)\n"
-            "  hold   opens the connections, prints \"connected N\", waits for stdin to close,\n"
+            "  hold   opens the connections and has each echo one byte, so the server is\n"
+            "         serving them all, prints \"connected N\", waits for stdin to close,\n"
             "         then runs echo on each\n"
+            "  open   the same without the first byte: \"connected N\" once the kernel has\n"
+            "         completed the handshakes, whether or not the server has accepted them\n"
             "  flood  one connection sends without reading; prints \"stalled after N bytes\" when the\n"
             "         server stops taking data (fails past BYTES); when stdin closes, half-closes\n"
             "         and checks that all N bytes come back\n"
@@ -95,7 +99,7 @@ static size_t parse_count(const char *s, bool suffix_ok, size_t min, size_t max)
 
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
-    static const char *const names[] = { "echo", "hold", "flood", "reset" };
+    static const char *const names[] = { "echo", "hold", "open", "flood", "reset" };
     int c;
 
     *cfg = (struct config){ .address = "127.0.0.1", .connections = 1, .bytes = 1000,
@@ -119,9 +123,9 @@ static void parse_args(int argc, char **argv, struct config *cfg)
     if (optind < argc) {
         size_t m;
 
-        for (m = 0; m < 4 && strcmp(argv[optind], names[m]) != 0; m++)
+        for (m = 0; m < 5 && strcmp(argv[optind], names[m]) != 0; m++)
             ;
-        if (m == 4)
+        if (m == 5)
             bad_usage("unknown mode", argv[optind]);
         cfg->mode = (enum mode)m;
         optind++;
@@ -281,7 +285,9 @@ static void receive_more(const struct config *cfg, struct conn *c, size_t id)
                  c->received + (size_t)i, (unsigned char)buf[i],
                  pattern(id, c->received + (size_t)i));
     c->received += (size_t)n;
-    if (c->received == cfg->bytes && !cfg->half_close)
+    if (c->received == cfg->bytes && cfg->keep_open)
+        c->done = true;
+    else if (c->received == cfg->bytes && !cfg->half_close)
         close_conn(c);
 }
 
@@ -293,6 +299,17 @@ static void run_echo(const struct config *cfg, struct conn *cs, size_t n)
 
     if (pfds == NULL)
         fail("out of memory");
+    /* A held connection may have sent its whole stream already (-s 1). */
+    for (size_t i = 0; i < n; i++) {
+        if (cs[i].done || cs[i].sent < cfg->bytes)
+            continue;
+        if (cfg->half_close && shutdown(cs[i].fd, SHUT_WR) < 0)
+            fail("connection %zu: shutdown: %s", i, strerror(errno));
+        if (!cfg->half_close && cs[i].received == cfg->bytes) {
+            close_conn(&cs[i]);
+            left--;
+        }
+    }
     while (left > 0) {
         for (size_t i = 0; i < n; i++) {
             pfds[i].fd = cs[i].done ? -1 : cs[i].fd;
@@ -312,6 +329,20 @@ static void run_echo(const struct config *cfg, struct conn *cs, size_t n)
         }
     }
     free(pfds);
+}
+
+/* Each connection echoes the first byte of its stream and stays open: a
+ * byte that came back proves the server is serving that connection. */
+static void echo_first_byte(struct config *cfg, struct conn *cs, size_t n)
+{
+    struct config first = *cfg;
+
+    first.bytes = 1;
+    first.half_close = false;
+    first.keep_open = true;
+    run_echo(&first, cs, n);
+    for (size_t i = 0; i < n; i++)
+        cs[i].done = false;
 }
 
 static void wait_for_stdin_to_close(void)
@@ -444,11 +475,14 @@ int main(int argc, char **argv)
         run_reset(&cfg);
         return 0;
     case HOLD:
+    case OPEN:
     case ECHO:
         break;
     }
     cs = connect_all(&cfg, cfg.connections);
-    if (cfg.mode == HOLD) {
+    if (cfg.mode == HOLD)
+        echo_first_byte(&cfg, cs, cfg.connections);
+    if (cfg.mode == HOLD || cfg.mode == OPEN) {
         say("connected %zu\n", cfg.connections);
         wait_for_stdin_to_close();
     }
