@@ -23,6 +23,10 @@ setup() {
 }
 
 teardown() {
+    kill_spawned
+}
+
+kill_spawned() {
     local name pid
     for name in "${!PIDS[@]}"; do
         pid=${PIDS[$name]}
@@ -44,15 +48,17 @@ spawn() {
     shift
     local in=$BATS_TEST_TMPDIR/$name.in out=$BATS_TEST_TMPDIR/$name.out
     mkfifo "$in" "$out"
-    # The command gets none of this test's other pipes (so closing a
-    # command's stdin here really ends it), nor bats's fd 3 (bats waits for
-    # whoever holds it). setsid gives it a process group of its own.
+    # The command gets no descriptor but its stdin, stdout and stderr: not
+    # this test's other pipes (so closing a command's stdin here really
+    # ends it), nor bats's (bats waits for whoever holds its fd 3). setsid
+    # gives it a process group of its own.
     (
-        for fd in "${IN_FDS[@]}" "${OUT_FDS[@]}"; do
-            exec {fd}>&-
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] && exec {fd}>&-
         done
         exec setsid "$@"
-    ) <"$in" >"$out" 2>"$BATS_TEST_TMPDIR/$name.err" 3>&- &
+    ) <"$in" >"$out" 2>"$BATS_TEST_TMPDIR/$name.err" &
     PIDS[$name]=$!
     # <> opens a pipe without waiting for the other end, so a command that
     # fails to start cannot hang the test here.
