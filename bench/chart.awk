@@ -13,7 +13,8 @@ BEGIN {
 {
     model = $1
     if (!(model in seen)) { seen[model] = 1; models[++nmodels] = model }
-    if ($2 == "idle" && $4 == "pss") add(1, model, $3, $5)
+    # Below zero is noise, and has no place on a log scale.
+    if ($2 == "idle" && $4 == "pss" && $5 > 0) add(1, model, $3, $5)
     if ($2 == "echo64" && $4 == "msgs_per_s") add(2, model, $3, $5)
 }
 

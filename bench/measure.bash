@@ -137,15 +137,23 @@ snapshot() {
     # shellcheck disable=SC2086
     user_memory $(printf "$PROC/%s/smaps_rollup " $pids)
     thread_stacks "$PROC/$SERVER_PID/smaps" "$(stack_kib)"
-    kernel_memory "$PROC/meminfo" "$PROC/net/sockstat"
+    # shellcheck disable=SC2086
+    kernel_memory "$PROC/meminfo" "$PROC/loadavg" "$PROC/net/sockstat" \
+        $(printf "$PROC/%s/status " $pids)
 }
 
 # user_memory SMAPS_ROLLUP...: RSS counts every page a process can touch,
 # shared or not, so a forked child's copy of its parent's pages counts in
-# both. PSS splits each shared page between the processes sharing it.
+# both. PSS splits each shared page between the processes sharing it. Only
+# the anonymous part (heap, stacks: what connections can make grow) is
+# kept: program and library pages are shared with the client too (libc),
+# and would make the server's share shrink as the client grows. A file
+# that vanished (a child that exited) is skipped: cat, not awk, opens them.
 user_memory() {
-    awk '/^Rss:/ { rss += $2 } /^Pss:/ { pss += $2 }
-         END { printf "rss %d\npss %d\n", rss, pss }' "$@" 2>/dev/null
+    cat "$@" 2>/dev/null | awk '
+        /^Rss:/ { rss += $2 } /^Pss:/ { pss += $2 }
+        /^Pss_Anon:/ { anon += $2; split_pss = 1 } /^Pss_Shmem:/ { anon += $2 }
+        END { printf "rss %d\npss %d\n", rss, split_pss ? anon : pss }'
 }
 
 # The stack size glibc gives a new thread: ulimit -s, or 8 MiB when that
@@ -169,13 +177,27 @@ thread_stacks() {
         END { printf "stack_reserved %d\nstack_resident %d\n", reserved, resident }' "$1"
 }
 
-# kernel_memory MEMINFO SOCKSTAT: what the kernel spends, system-wide:
-# kernel stacks (one per thread or process), page tables, unreclaimable
-# slab (socket structures, epoll entries...), and TCP buffer pages.
+# kernel_memory MEMINFO LOADAVG SOCKSTAT STATUS...: what the kernel spends
+# on the server: a kernel stack for each of its threads and processes (the
+# machine's KernelStack shared out over all its tasks), the page tables of
+# its processes (VmPTE in each STATUS), and, system-wide, the unreclaimable
+# slab (socket structures, epoll entries...) and TCP buffer pages.
 kernel_memory() {
-    awk '/^KernelStack:/ { stacks = $2 } /^PageTables:/ { tables = $2 } /^SUnreclaim:/ { slab = $2 }
-         END { printf "kernel_stacks %d\npage_tables %d\nkernel_slab %d\n", stacks, tables, slab }' "$1"
-    awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print "socket_buffers", $(i + 1) * 4 }' "$2"
+    local meminfo=$1 loadavg=$2 sockstat=$3 page_kib
+    shift 3
+    page_kib=$(($(getconf PAGESIZE) / 1024))
+    {
+        cat "$meminfo" "$loadavg"
+        cat "$@" 2>/dev/null
+    } | awk '
+        /^KernelStack:/ { all_stacks = $2 } /^SUnreclaim:/ { slab = $2 }
+        /^[0-9.]+ [0-9.]+ [0-9.]+ [0-9]+\/[0-9]+ / { split($4, n, "/"); tasks = n[2] }
+        /^Threads:/ { server_tasks += $2 } /^VmPTE:/ { tables += $2 }
+        END {
+            printf "kernel_stacks %d\n", tasks ? all_stacks * server_tasks / tasks : 0
+            printf "page_tables %d\nkernel_slab %d\n", tables, slab
+        }'
+    awk -v page="$page_kib" '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print "socket_buffers", $(i + 1) * page }' "$sockstat"
 }
 
 # lookup SNAPSHOT KEY: the value of KEY in a snapshot.

@@ -51,9 +51,12 @@ function memory_table(    i, j, k, m, n, list) {
     print "## Memory per idle connection"
     print ""
     print "Bytes per connection: what the server (all its processes) and the kernel use with N idle"
-    print "connections open, less what they used with none, divided by N. The kernel columns are"
-    print "system-wide and so include the client's end of each loopback connection. ≈0: below the"
-    print "noise of the measurement."
+    print "connections open, less what they used with none, divided by N. User RSS is what `ps` shows:"
+    print "every page the processes can touch, shared ones counted in full in each (resident thread"
+    print "stacks are part of it). User PSS counts the anonymous pages (heap, stacks) and splits"
+    print "shared ones between the processes sharing them. Kernel stacks and page tables are the"
+    print "server's own; kernel slab and socket buffers are system-wide, so they also count the"
+    print "client's end of each loopback connection. ≈0: less than none, the noise of the measurement."
     print ""
     print "| model | connections | user RSS | user PSS | thread stacks reserved | thread stacks resident | kernel stacks | page tables | kernel slab | socket buffers |"
     print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -116,6 +119,12 @@ function echo_table(section, title,    m, j, k, n, list) {
     if (k == 0) return
     print "## " title
     print ""
+    print "Each client sends a message, waits for its echo, and sends the next, for the whole run."
+    print "Latency is that round trip as the client sees it. MB/s counts the echoed bytes (10^6 a"
+    print "second). Server CPU per message is the CPU time the server's processes used while the"
+    print "clients echoed, divided by the messages; on loopback it includes the kernel's work of"
+    print "delivering what the server sends to the client's socket."
+    print ""
     print "| model | clients | msgs/s | MB/s | latency p50 (µs) | latency p99 (µs) | server CPU per message (µs) |"
     print "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     for (m = 1; m <= nmodels; m++)
@@ -147,6 +156,17 @@ function node_table(    j, n, a, b, c, d) {
     print ""
 }
 
+function problems(    m, section, n, key, k, first) {
+    first = 1
+    for (k in v) {
+        split(k, part, SUBSEP)
+        if (part[4] != "problem") continue
+        if (first) { print "## Problems"; print ""; first = 0 }
+        printf "- %s, %s, %s: %s\n", part[1], part[2], part[3], v[k]
+    }
+    if (!first) print ""
+}
+
 END {
     print "# Benchmark results"
     print ""
@@ -158,4 +178,5 @@ END {
     echo_table("echo64", "Echo: 64-byte messages, one in flight per client")
     echo_table("echo16384", "Echo: 16 KiB messages, one in flight per client")
     node_table()
+    problems()
 }

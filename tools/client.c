@@ -28,9 +28,25 @@ void bad_usage(const char *what, const char *value)
     exit(2);
 }
 
+/* The pattern twice over, so that any PATTERN_SIZE bytes of it are in a row. */
+static unsigned char pattern_bytes[2 * PATTERN_SIZE];
+
+const unsigned char *pattern_at(uint64_t c, uint64_t i)
+{
+    static int ready;
+
+    if (!ready) {
+        for (size_t k = 0; k < sizeof pattern_bytes; k++)
+            pattern_bytes[k] = (unsigned char)(k + (k >> 8) * 7);
+        ready = 1;
+    }
+    /* 4099 is odd, so 65,536 connections all start at different offsets. */
+    return pattern_bytes + (i + c * 4099) % PATTERN_SIZE;
+}
+
 unsigned char pattern(uint64_t c, uint64_t i)
 {
-    return (unsigned char)(i + (i >> 8) * 7 + c * 31);
+    return *pattern_at(c, i);
 }
 
 int64_t now_ns(void)

@@ -228,10 +228,15 @@ static struct conn *connect_all(const struct config *cfg, size_t n)
 
 static void fill_pattern(char *buf, size_t conn, size_t from, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        buf[i] = (char)pattern(conn, from + i);
-}
+    while (len > 0) {
+        size_t n = len < PATTERN_SIZE ? len : PATTERN_SIZE;
 
+        memcpy(buf, pattern_at(conn, from), n);
+        buf += n;
+        from += n;
+        len -= n;
+    }
+}
 static void send_more(const struct config *cfg, struct conn *c, size_t id)
 {
     char buf[CHUNK];
@@ -279,11 +284,12 @@ static void receive_more(const struct config *cfg, struct conn *c, size_t id)
     }
     if (c->received + (size_t)n > cfg->bytes)
         fail("connection %zu: got more bytes back than it sent", id);
-    for (ssize_t i = 0; i < n; i++)
-        if ((unsigned char)buf[i] != pattern(id, c->received + (size_t)i))
-            fail("connection %zu: byte %zu came back as 0x%02x, sent 0x%02x", id,
-                 c->received + (size_t)i, (unsigned char)buf[i],
-                 pattern(id, c->received + (size_t)i));
+    if (memcmp(buf, pattern_at(id, c->received), (size_t)n) != 0)
+        for (ssize_t i = 0; i < n; i++)
+            if ((unsigned char)buf[i] != pattern(id, c->received + (size_t)i))
+                fail("connection %zu: byte %zu came back as 0x%02x, sent 0x%02x", id,
+                     c->received + (size_t)i, (unsigned char)buf[i],
+                     pattern(id, c->received + (size_t)i));
     c->received += (size_t)n;
     if (c->received == cfg->bytes && cfg->keep_open)
         c->done = true;

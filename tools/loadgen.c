@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -46,7 +48,7 @@
 #ifndef IP_LOCAL_PORT_RANGE
 #define IP_LOCAL_PORT_RANGE 51    /* Linux 6.3; older C headers lack the name */
 #endif
-#define CONNS_PER_WORKER 15000    /* well under a 20k descriptor limit */
+#define CONNS_PER_WORKER 15000    /* at most, and fewer under a low descriptor limit */
 #define NS_PER_S 1000000000LL
 #define HIST_SUB 16               /* latency histogram: 16 buckets per power of two */
 #define HIST_BUCKETS (64 * HIST_SUB)
@@ -65,8 +67,9 @@ struct config {
     double seconds;   /* --duration, or the longest --hold */
     size_t size;
     int in_flight;
-    int timeout;      /* seconds before giving up altogether */
+    int timeout;      /* seconds before giving up on connecting */
     bool json;
+    bool wait;        /* --wait: start the echo window when stdin closes */
 };
 
 /* What a worker reports, and the parent adds up. */
@@ -94,6 +97,16 @@ struct conn {
 
 enum { CONNECTING, IDLE, RUNNING, FINISHED, BROKEN };
 
+/* Not an errno: the server closed the connection in an orderly way. */
+#define CLOSED_BY_SERVER (-1)
+/* conn.events when the connection is not in the epoll set at all. */
+#define UNWATCHED UINT32_MAX
+
+static const char *failure_text(int err)
+{
+    return err == CLOSED_BY_SERVER ? "closed by the server" : strerror(err);
+}
+
 static struct config cfg;
 static struct addrinfo *server_addr;
 
@@ -113,7 +126,9 @@ static void usage(void)
            "  -s, --size BYTES     message size (default 64)\n"
            "  -n, --in-flight N    messages in flight per connection, 1 to %d (default 1)\n"
            "      --json           print one JSON line instead of the summary\n"
-           "  -t, --timeout SEC    give up after SEC seconds in all (default 120)\n",
+           "      --wait           with -d: after connecting, print \"connected N\" and start the\n"
+           "                       clock only when stdin closes\n"
+           "  -t, --timeout SEC    give up if connecting takes longer than SEC (default 120)\n",
            MAX_IN_FLIGHT);
 }
 
@@ -153,8 +168,17 @@ static void read_port_range(void)
 {
     FILE *f;
 
-    if (cfg.port_range_given)
+    if (cfg.port_range_given) {
+        uint32_t range = (uint32_t)cfg.port_hi << 16 | (uint32_t)cfg.port_lo;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0)
+            fail("socket: %s", strerror(errno));
+        if (setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range) < 0)
+            fail("--ports needs Linux 6.3 or later (IP_LOCAL_PORT_RANGE): %s", strerror(errno));
+        close(fd);
         return;
+    }
     f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
     if (f == NULL || fscanf(f, "%d %d", &cfg.port_lo, &cfg.port_hi) != 2)
         fail("cannot read /proc/sys/net/ipv4/ip_local_port_range");
@@ -175,6 +199,7 @@ static void parse_args(int argc, char **argv)
         { "size", required_argument, NULL, 's' },
         { "in-flight", required_argument, NULL, 'n' },
         { "json", no_argument, NULL, 'j' },
+        { "wait", no_argument, NULL, 'W' },
         { "timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { 0 }
@@ -197,6 +222,7 @@ static void parse_args(int argc, char **argv)
         case 's': cfg.size = (size_t)parse_long(optarg, 1, 1 << 24); break;
         case 'n': cfg.in_flight = (int)parse_long(optarg, 1, MAX_IN_FLIGHT); break;
         case 'j': cfg.json = true; break;
+        case 'W': cfg.wait = true; break;
         case 't': cfg.timeout = (int)parse_long(optarg, 1, 7200); break;
         case 'h': usage(); exit(0);
         case ':': bad_usage("option needs a value:", argv[optind - 1]); break;
@@ -215,7 +241,14 @@ static void parse_args(int argc, char **argv)
 static void choose_spread(void)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    long need = (cfg.connections + CONNS_PER_WORKER - 1) / CONNS_PER_WORKER;
+    long per_worker = CONNS_PER_WORKER, need;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        fail("getrlimit: %s", strerror(errno));
+    if (rl.rlim_max < (rlim_t)per_worker + 64)
+        per_worker = rl.rlim_max > 128 ? (long)rl.rlim_max - 64 : 64;
+    need = (cfg.connections + per_worker - 1) / per_worker;
     long per_source = (cfg.port_hi - cfg.port_lo + 1) * 9L / 10;
 
     if (cfg.workers == 0) {
@@ -295,12 +328,24 @@ static void report(struct worker *w, enum report what, uint64_t value)
 static void watch(struct worker *w, struct conn *c, uint32_t events)
 {
     struct epoll_event ev = { .events = events, .data.ptr = c };
+    int op = c->events == UNWATCHED ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
 
     if (events == c->events)
         return;
-    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+    if (epoll_ctl(w->epoll_fd, op, c->fd, &ev) < 0)
         fail("epoll_ctl: %s", strerror(errno));
     c->events = events;
+}
+
+/* Out of the epoll set: an idle connection must not be reported at all,
+ * and even with no events asked for, epoll reports errors and hangups. */
+static void unwatch(struct worker *w, struct conn *c)
+{
+    if (c->events == UNWATCHED)
+        return;
+    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
+        fail("epoll_ctl: %s", strerror(errno));
+    c->events = UNWATCHED;
 }
 
 /* Connection i leaves from 127.0.0.(1 + i % sources). bind() with port 0
@@ -326,7 +371,7 @@ static int bind_source(int fd, uint32_t id)
 
 static void start_connect(struct worker *w, struct conn *c)
 {
-    struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+    int one = 1;
 
     c->state = CONNECTING;
     c->began_ns = now_ns();
@@ -339,13 +384,17 @@ static void start_connect(struct worker *w, struct conn *c)
         note_failure(w, c, "bind", errno);
         return;
     }
+    /* Small messages go out at once, not held back to be merged (Nagle). */
+    if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+        note_failure(w, c, "setsockopt", errno);
+        return;
+    }
     if (connect(c->fd, server_addr->ai_addr, server_addr->ai_addrlen) < 0 && errno != EINPROGRESS) {
         note_failure(w, c, "connect", errno);
         return;
     }
-    if (epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
-        fail("epoll_ctl: %s", strerror(errno));
-    c->events = EPOLLOUT;
+    c->events = UNWATCHED;
+    watch(w, c, EPOLLOUT);
 }
 
 static void finish_connect(struct worker *w, struct conn *c)
@@ -361,7 +410,7 @@ static void finish_connect(struct worker *w, struct conn *c)
     }
     c->state = IDLE;
     w->res.opened++;
-    watch(w, c, 0);
+    unwatch(w, c);
 }
 
 static int wait_timeout_ms(int64_t until)
@@ -392,6 +441,8 @@ static void connect_all(struct worker *w)
         for (int i = 0; i < n; i++) {
             struct conn *c = events[i].data.ptr;
 
+            if (c->state != CONNECTING)
+                continue;
             finish_connect(w, c);
             pending--;
             if (c->state == IDLE)
@@ -454,16 +505,12 @@ static void start_messages(struct conn *c, int in_flight, bool may_start)
 
 static void send_some(struct worker *w, struct conn *c, size_t size)
 {
-    static unsigned char buf[65536];
     uint64_t target = c->started * size;
 
     while (c->sent < target) {
-        size_t len = target - c->sent < sizeof buf ? (size_t)(target - c->sent) : sizeof buf;
-        ssize_t n;
+        size_t len = target - c->sent < PATTERN_SIZE ? (size_t)(target - c->sent) : PATTERN_SIZE;
+        ssize_t n = send(c->fd, pattern_at(c->id, c->sent), len, MSG_NOSIGNAL);
 
-        for (size_t i = 0; i < len; i++)
-            buf[i] = pattern(c->id, c->sent + i);
-        n = send(c->fd, buf, len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN)
                 break;
@@ -478,23 +525,24 @@ static void send_some(struct worker *w, struct conn *c, size_t size)
 
 static void receive_some(struct worker *w, struct conn *c, size_t size, int64_t window_end)
 {
-    static unsigned char buf[65536];
+    static unsigned char buf[PATTERN_SIZE];
     ssize_t n = recv(c->fd, buf, sizeof buf, 0);
     int64_t now;
 
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        note_failure(w, c, "echo", n == 0 ? ECONNRESET : errno);
+        note_failure(w, c, "echo", n == 0 ? CLOSED_BY_SERVER : errno);
         return;
     }
     if (c->received + (uint64_t)n > c->sent) {
         w->res.byte_errors += c->received + (uint64_t)n - c->sent;
         n = (ssize_t)(c->sent - c->received);
     }
-    for (ssize_t i = 0; i < n; i++)
-        if (buf[i] != pattern(c->id, c->received + (uint64_t)i))
-            w->res.byte_errors++;
+    if (memcmp(buf, pattern_at(c->id, c->received), (size_t)n) != 0)
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] != pattern(c->id, c->received + (uint64_t)i))
+                w->res.byte_errors++;
     c->received += (uint64_t)n;
     now = now_ns();
     while (c->finished < c->started && c->received >= (c->finished + 1) * size) {
@@ -560,7 +608,7 @@ static void exchange(struct worker *w, size_t size, int in_flight, int64_t windo
             if (c->finished == c->started && !may_start) {
                 c->state = FINISHED;
                 w->res.verified++;
-                watch(w, c, 0);
+                unwatch(w, c);
                 active--;
                 continue;
             }
@@ -590,6 +638,10 @@ static void run_worker(struct worker *w)
     connect_all(w);
     report(w, READY, 0);
     wait_for_parent(w);
+    /* The time allowed from here: the window and the last messages, or the
+     * check of every held connection, and some to spare. */
+    w->deadline = now_ns() + (int64_t)(cfg.mode == ECHO ? cfg.seconds * NS_PER_S : 0) +
+                  (cfg.mode == ECHO ? DRAIN_TIMEOUT_NS : VERIFY_TIMEOUT_NS) + 5 * NS_PER_S;
     if (cfg.mode == HOLD) {
         /* All connections send one small message at once, right now. */
         exchange(w, VERIFY_SIZE, 1, now_ns(), VERIFY_TIMEOUT_NS);
@@ -637,6 +689,12 @@ static void start_workers(int64_t deadline)
             struct worker w = { .count = count, .report_fd = up[1], .control_fd = down[0],
                                 .deadline = deadline };
 
+            /* Only the parent may hold the other workers' pipes: a worker
+             * must see end-of-file when the parent dies. */
+            for (int j = 0; j < k; j++) {
+                close(children[j].report_fd);
+                close(children[j].control_fd);
+            }
             close(up[0]);
             close(down[1]);
             w.conns = calloc(count, sizeof *w.conns);
@@ -732,10 +790,10 @@ static void tell_workers(void)
         write_all(children[k].control_fd, "g", 1);
 }
 
-/* Holds until stdin closes (or says anything) or the hold time is up. */
-static void hold(void)
+/* Waits until stdin closes (or says anything), for at most `seconds`. */
+static void wait_for_stdin(double seconds)
 {
-    int64_t until = now_ns() + (int64_t)(cfg.seconds * NS_PER_S);
+    int64_t until = now_ns() + (int64_t)(seconds * NS_PER_S);
     struct pollfd pfd = { .fd = STDIN_FILENO, .events = POLLIN };
 
     while (now_ns() < until) {
@@ -779,8 +837,8 @@ static double percentile_us(const struct result *r, unsigned permille)
         return 0;
     for (size_t i = 0; i < HIST_BUCKETS; i++) {
         seen += r->hist[i];
-        if (seen >= rank)
-            return (double)bucket_floor(i) / 1000.0;
+        if (seen >= rank)  /* the middle of the bucket: at most 3% off */
+            return (double)(bucket_floor(i) + bucket_floor(i + 1)) / 2 / 1000.0;
     }
     return (double)r->max_ns / 1000.0;
 }
@@ -789,22 +847,23 @@ static void print_result(const struct result *r, double seconds)
 {
     double rate = cfg.mode == ECHO ? (double)r->messages / seconds : 0;
     double mbps = cfg.mode == ECHO ? (double)r->bytes / seconds / 1e6 : 0;
-    const char *why = r->first_errno ? strerror(r->first_errno) : "";
+    const char *why = r->first_errno ? failure_text(r->first_errno) : "";
 
     if (cfg.json) {
         printf("{\"mode\":\"%s\",\"connections\":%ld,\"opened\":%llu,\"failed\":%llu,"
-               "\"verified\":%llu,\"first_failure\":\"%s%s%s\",\"messages\":%llu,"
+               "\"broken\":%llu,\"verified\":%llu,\"first_failure\":\"%s%s%s\",\"messages\":%llu,"
                "\"byte_errors\":%llu,\"seconds\":%.3f,\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
                "\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n",
                cfg.mode == HOLD ? "hold" : "echo", cfg.connections,
                (unsigned long long)r->opened, (unsigned long long)r->failed,
+               (unsigned long long)(r->opened - r->verified),
                (unsigned long long)r->verified, r->first_failure, r->first_errno ? ": " : "",
                why, (unsigned long long)r->messages, (unsigned long long)r->byte_errors,
                seconds, rate, mbps, percentile_us(r, 500), percentile_us(r, 990),
                (double)r->max_ns / 1000.0);
         return;
     }
-    printf("connections: %llu opened, %llu failed, %llu echoed at the end\n",
+    printf("connections: %llu opened, %llu failed to connect, %llu echoed at the end\n",
            (unsigned long long)r->opened, (unsigned long long)r->failed,
            (unsigned long long)r->verified);
     if (r->first_errno)
@@ -832,14 +891,17 @@ int main(int argc, char **argv)
     collect(READY, deadline);
     if (isatty(STDERR_FILENO))
         fputc('\n', stderr);
-    if (cfg.mode == HOLD) {
+    if (cfg.mode == HOLD || cfg.wait) {
         printf("connected %llu\n", (unsigned long long)total_opened);
         if (fflush(stdout) == EOF)
             fail("cannot write to stdout: %s", strerror(errno));
-        hold();
+        wait_for_stdin(cfg.mode == HOLD ? cfg.seconds : cfg.timeout);
     }
     start = now_ns();
     tell_workers();
+    /* The workers' own deadline for this phase, and a little more. */
+    deadline = start + (int64_t)(cfg.mode == ECHO ? cfg.seconds * NS_PER_S : 0) +
+               (cfg.mode == ECHO ? DRAIN_TIMEOUT_NS : VERIFY_TIMEOUT_NS) + 10 * NS_PER_S;
     collect(DONE, deadline);
     for (int k = 0; k < cfg.workers; k++)
         if (waitpid(children[k].pid, NULL, 0) < 0)
@@ -847,7 +909,7 @@ int main(int argc, char **argv)
     add_up(&sum);
     if (sum.opened == 0)
         fail("could not open any connection to %s port %s: %s: %s", cfg.address, cfg.port,
-             sum.first_failure, strerror(sum.first_errno));
+             sum.first_failure, failure_text(sum.first_errno));
     print_result(&sum, cfg.mode == ECHO ? cfg.seconds : (double)(now_ns() - start) / NS_PER_S);
     return sum.failed == 0 && sum.byte_errors == 0 && sum.verified == sum.opened ? 0 : 1;
 }
