@@ -101,6 +101,26 @@ wait_until_held() {
     done
 }
 
+# Threads and processes of the server: one per connection in steps 2 and 3.
+server_tasks() {
+    local pids
+    pids=$(server_pids)
+    # shellcheck disable=SC2086
+    cat $(printf "$PROC/%s/status " $pids) 2>/dev/null | awk '/^Threads:/ { n += $2 } END { print n + 0 }'
+}
+
+# wait_until_settled SECONDS: until the server's threads and processes stop
+# changing: it may still be starting them for connections it has accepted.
+wait_until_settled() {
+    local deadline=$((SECONDS + $1)) last=-1 now
+    now=$(server_tasks)
+    while [ "$now" -ne "$last" ] && [ "$SECONDS" -lt "$deadline" ]; do
+        last=$now
+        sleep 0.5
+        now=$(server_tasks)
+    done
+}
+
 # wait_until_steady SECONDS: until the count of connections stops changing.
 wait_until_steady() {
     local deadline=$((SECONDS + $1)) last=-1 now

@@ -86,6 +86,8 @@ function limit(model, n,    se, ce, held, tried, nofile) {
     if (se ~ /fork|pthread_create/) return "processes or threads"
     if (se ~ /Cannot allocate memory/ || ce ~ /Cannot allocate memory/) return "memory or memory maps"
     if (ce ~ /Cannot assign requested address/) return "source ports"
+    if (ce ~ /connect: Connection timed out/ && se == "" && held < tried)
+        return "accepting too slowly: connects timed out"
     if (held >= tried) return "none: the bench stopped there"
     return "see the errors"
 }
@@ -99,7 +101,9 @@ function most_table(    m, n, k, list) {
     printf "Up to %s connections opened at once, spread over client processes and source addresses;\n", commas(n)
     print "fewer for the models that need a process id per connection, so the machine keeps 2,000 ids"
     print "(kernel.pid_max) for everything else. Held: client connections open in the server's processes"
-    print "once the count stopped rising. Echoed: those that still echoed a message at the end."
+    print "once the count stopped rising. Echoed: those that still echoed a message at the end; it"
+    print "can be more than held, as the check closes connections and the server then accepts some"
+    print "of those still waiting in its queue."
     print ""
     print "| model | tried | held | echoed | what stopped it | the server said | the client saw |"
     print "| --- | ---: | ---: | ---: | --- | --- | --- |"
@@ -119,20 +123,22 @@ function echo_table(section, title,    m, j, k, n, list) {
     if (k == 0) return
     print "## " title
     print ""
-    print "Each client sends a message, waits for its echo, and sends the next, for the whole run."
+    print "Each client sends a message, waits for its echo, and sends the next, for the whole run;"
+    print "of several runs, the one with the median msgs/s is shown."
     print "Latency is that round trip as the client sees it. MB/s counts the echoed bytes (10^6 a"
     print "second). Server CPU per message is the CPU time the server's processes used while the"
     print "clients echoed, divided by the messages; on loopback it includes the kernel's work of"
     print "delivering what the server sends to the client's socket."
     print ""
-    print "| model | clients | msgs/s | MB/s | latency p50 (µs) | latency p99 (µs) | server CPU per message (µs) |"
-    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    print "| model | clients | msgs/s | msgs/s, lowest–highest run | MB/s | latency p50 (µs) | latency p99 (µs) | server CPU per message (µs) |"
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for (m = 1; m <= nmodels; m++)
         for (j = 1; j <= k; j++) {
             n = list[j]
             if (val(models[m], section, n, "msgs_per_s") == "") continue
-            printf "| %s | %s | %s | %s | %s | %s | %s |\n", models[m], commas(n),
+            printf "| %s | %s | %s | %s–%s | %s | %s | %s | %s |\n", models[m], commas(n),
                 commas(val(models[m], section, n, "msgs_per_s")),
+                commas(val(models[m], section, n, "msgs_per_s_low")), commas(val(models[m], section, n, "msgs_per_s_high")),
                 num(val(models[m], section, n, "mb_per_s"), "%.1f"),
                 commas(val(models[m], section, n, "p50_us")), commas(val(models[m], section, n, "p99_us")),
                 num(val(models[m], section, n, "cpu_us_per_msg"), "%.1f")

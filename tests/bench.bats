@@ -46,7 +46,7 @@ FIXTURES=$ROOT/tests/fixtures/bench
     # Rows in the order models first appear, connections in increasing order.
     [[ $output == *"| step4 | 100 | - | 40 |"*"| step4 | 10,000 | 24 | 20 |"*"| step2 | 100 | - | 45,000 |"* ]]
     [[ $output == *"| step3 | 30,000 | 19,996 | 19,996 | open files per process | accept: Too many open files; pausing before the next try | connect: Connection timed out |"* ]]
-    [[ $output == *"| step4 | 100 | 75,553 | - | - | - | 11.7 |"* ]]
+    [[ $output == *"| step4 | 100 | 75,553 | -–- | - | - | - | 11.7 |"* ]]
     [[ $output == *"| 1 | 1.50 | - |"* ]]
     [[ $output == *"| 100 | 1.82 | 0.48 |"* ]]
     # Below zero is noise; problems are listed.
