@@ -109,26 +109,17 @@ server_tasks() {
     cat $(printf "$PROC/%s/status " $pids) 2>/dev/null | awk '/^Threads:/ { n += $2 } END { print n + 0 }'
 }
 
-# wait_until_settled SECONDS: until the server's threads and processes stop
-# changing: it may still be starting them for connections it has accepted.
-wait_until_settled() {
-    local deadline=$((SECONDS + $1)) last=-1 now
-    now=$(server_tasks)
-    while [ "$now" -ne "$last" ] && [ "$SECONDS" -lt "$deadline" ]; do
-        last=$now
-        sleep 0.5
-        now=$(server_tasks)
-    done
-}
-
-# wait_until_steady SECONDS: until the count of connections stops changing.
+# wait_until_steady SECONDS PAUSE COUNT: until the number COUNT prints
+# (server_sockets, server_tasks) is the same twice, PAUSE seconds apart.
+# The server may still be accepting connections, or starting a thread or a
+# process for those it has accepted.
 wait_until_steady() {
     local deadline=$((SECONDS + $1)) last=-1 now
-    now=$(server_sockets)
+    now=$($3)
     while [ "$now" -ne "$last" ] && [ "$SECONDS" -lt "$deadline" ]; do
         last=$now
-        sleep 1
-        now=$(server_sockets)
+        sleep "$2"
+        now=$($3)
     done
 }
 
