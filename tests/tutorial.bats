@@ -206,6 +206,9 @@ run_scenario() {
     BACKGROUND=0
     TUTORIAL_PORT=
     exec {BATS_FD3}>&3
+    # As from the reader's shell: when the tests run under make, a make in
+    # a command would otherwise say which directories it enters and leaves.
+    unset MAKELEVEL MAKEFLAGS MFLAGS
     cd "$ROOT"
     while IFS='|' read -r line lang note; do
         case $note in
