@@ -153,8 +153,8 @@ snapshot() {
         $(printf "$PROC/%s/status " $pids)
 }
 
-# user_memory SMAPS_ROLLUP...: RSS counts every page a process can touch,
-# shared or not, so a forked child's copy of its parent's pages counts in
+# user_memory SMAPS_ROLLUP...: RSS counts every page of a process that is in
+# memory, shared or not, so a forked child's copy of its parent's pages counts in
 # both. PSS splits each shared page between the processes sharing it. Only
 # the anonymous part (heap, stacks: what connections can make grow) is
 # kept: program and library pages are shared with the client too (libc),

@@ -8,11 +8,12 @@
 #include <unistd.h>
 
 /* Once a connection can no longer carry data (the client reset it, or
- * closed it and the server wrote on regardless), send() and write() fail
- * with EPIPE, and the kernel also sends the writer SIGPIPE, whose default
- * action ends the process: one client could kill the whole server. Ignored,
- * the signal goes away and the error stays, for the code to handle. This
- * also covers a log on stderr piped into a program that has exited. */
+ * closed it and the server wrote on regardless), send() and write() fail:
+ * with ECONNRESET, or with EPIPE, and along with EPIPE the kernel sends the
+ * writer SIGPIPE, whose default action ends the process: one client could
+ * kill the whole server. Ignored, the signal goes away and the error stays,
+ * for the code to handle. This also covers a log on stderr piped into a
+ * program that has exited. */
 void ignore_sigpipe(void)
 {
     struct sigaction sa;

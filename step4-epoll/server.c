@@ -334,8 +334,11 @@ static void run_loop(struct server *s)
         int timeout = -1;  /* wait for as long as it takes */
         int n;
 
-        if (!s->accepting)
-            timeout = (int)(s->resume_at_ms > now_ms() ? s->resume_at_ms - now_ms() : 0);
+        if (!s->accepting) {  /* read the clock once: it moves between reads */
+            long long left = s->resume_at_ms - now_ms();
+
+            timeout = left > 0 ? (int)left : 0;
+        }
         n = epoll_wait(s->epoll_fd, events, MAX_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
