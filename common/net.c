@@ -3,8 +3,8 @@
 #include "log.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>

@@ -17,7 +17,8 @@ int net_listen(const char *address, int port, int backlog, char *err, size_t err
 void net_announce(int listen_fd);
 
 /* Waits for the next client of a blocking listening socket. Returns its
- * descriptor and writes its address to peer, or -1 after logging why. */
+ * descriptor and writes its address to peer, or -1 after a pause when the
+ * process is out of descriptors or memory (logged once, not every time). */
 int net_accept(int listen_fd, char *peer, size_t peerlen);
 
 /* Why accept() failed, and so what to do next. */

@@ -157,7 +157,7 @@ run_block() {
 }
 
 run_command() {
-    local line=$1 cmd background=$3 name
+    local line=$1 cmd background=$3 name first
     cmd=$(adapt "$2")
     echo "TUTORIAL.md line $line: \$ $cmd" >&2
     if [ "$background" = yes ]; then
@@ -182,7 +182,8 @@ run_command() {
         }
         return 0
     fi
-    # Run in this shell, not a subshell, so that `exec 3<>...` lasts.
+    # Run in this shell, not a subshell, so that `exec 5<>...` lasts. (The
+    # tutorial's connections use descriptors 5 and 6: bats needs 3 and 4.)
     eval "$cmd" >"$actual" 2>&1 </dev/null || true
     if ! output_matches "$expected" "$actual"; then
         echo "expected:" >&2
@@ -193,19 +194,11 @@ run_command() {
     fi
 }
 
-# The tutorial's commands use descriptors 3 and 4 as the reader's shell
-# would, but bats reports through descriptor 3: keep a copy, put it back.
-teardown() {
-    [ -n "${BATS_FD3:-}" ] && exec 3>&"$BATS_FD3"
-    kill_spawned
-}
-
 # run_scenario NAME: runs, in order, every console block marked "run NAME".
 run_scenario() {
     local line lang note ran=0
     BACKGROUND=0
     TUTORIAL_PORT=
-    exec {BATS_FD3}>&3
     # As from the reader's shell: when the tests run under make, a make in
     # a command would otherwise say which directories it enters and leaves.
     unset MAKELEVEL MAKEFLAGS MFLAGS
