@@ -93,3 +93,67 @@ needs_port_range() {
         fi
     done
 }
+
+# The workers must not outlive loadgen: left behind, they would go on
+# loading the server, or holding its connections, for the rest of their
+# phase. The next two tests kill loadgen itself with SIGKILL, which it
+# cannot catch, once it has opened 200 connections over 2 workers to echo
+# for 60 s, and check that the workers end within about a second and the
+# server sees every connection close. Should a worker survive, teardown
+# kills it: spawn made loadgen lead a process group, and its workers are in
+# that group too.
+
+# start_loadgen_to_kill: starts loadgen, waits until it has connected and
+# the server holds every connection, and finds the workers: loadgen's
+# children, looked for while loadgen is alive. Sets LOADGEN_PID, WORKERS
+# and SERVER_FDS (the server's descriptor count before loadgen).
+start_loadgen_to_kill() {
+    start_server -q
+    SERVER_FDS=$(fd_count "$SERVER_PID")
+    spawn loadgen "$LOADGEN" -p "$PORT" -c 200 -w 2 -d 60 --wait
+    LOADGEN_PID=${PIDS[loadgen]}
+    expect loadgen '^connected 200$'
+    wait_until 10 '[ "$(fd_count "$SERVER_PID")" -eq $((SERVER_FDS + 200)) ]'
+    mapfile -t WORKERS < <(pgrep -P "$LOADGEN_PID")
+    if [ "${#WORKERS[@]}" -ne 2 ]; then
+        echo "expected 2 workers, found: ${WORKERS[*]}" >&2
+        return 1
+    fi
+    local pid
+    for pid in "${WORKERS[@]}"; do
+        ! exited "$pid"
+    done
+}
+
+all_exited() {
+    local pid
+    for pid in "$@"; do
+        exited "$pid" || return 1
+    done
+}
+
+kill_loadgen_and_see_workers_end() {
+    kill -KILL "$LOADGEN_PID"
+    wait_until 1 'all_exited "${WORKERS[@]}"'
+    wait_until 5 '[ "$(fd_count "$SERVER_PID")" -eq "$SERVER_FDS" ]'
+}
+
+# With --wait, the workers wait on a pipe from loadgen for the word to
+# start. (Not --hold: there a worker left behind would check each connection
+# once and die at once writing its report to nobody, so a test could not
+# tell.)
+@test "loadgen: its workers die with it while they wait to start" {
+    start_loadgen_to_kill
+    kill_loadgen_and_see_workers_end
+}
+
+@test "loadgen: its workers die with it while they echo" {
+    start_loadgen_to_kill
+    local ticks
+    ticks=$(cpu_ticks "$SERVER_PID")
+    exec {IN_FDS[loadgen]}>&-  # the echo phase starts
+    # An idle server uses no CPU time: 5 more clock ticks of it mean the
+    # echoing is under way.
+    wait_until 10 '[ "$(cpu_ticks "$SERVER_PID")" -ge $((ticks + 5)) ]'
+    kill_loadgen_and_see_workers_end
+}

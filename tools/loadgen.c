@@ -12,6 +12,8 @@
  * Every byte that comes back is checked: byte i of connection c's stream is
  * pattern(c, i). Each worker runs one epoll loop over its connections and
  * reports to the parent through a pipe; the parent adds the reports up.
+ * If the parent dies, the kernel kills the workers too: no load goes on
+ * after loadgen is stopped, however it is stopped.
  */
 #include "client.h"
 
@@ -31,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -620,7 +622,9 @@ static void exchange(struct worker *w, size_t size, int in_flight, int64_t windo
             note_failure(w, &w->conns[i], "echo", ETIMEDOUT);
 }
 
-/* Blocks until the parent writes a byte (or closes the pipe). */
+/* Blocks until the parent writes a byte. The read returns end-of-file
+ * instead only if the parent has died, and then the kernel kills this
+ * worker too (die_with_parent): that case needs no code of its own. */
 static void wait_for_parent(struct worker *w)
 {
     char go;
@@ -671,10 +675,39 @@ struct child {
 
 static struct child children[MAX_WORKERS];
 
+/* Called in a worker right after fork(). A worker must not outlive the
+ * parent: nobody would read its report, and it would go on loading the
+ * server, or holding its connections open, until its phase ends. While it
+ * connects and echoes, a worker waits in epoll_wait() on its sockets, not
+ * on a pipe from the parent, so it would not notice the parent's death.
+ * prctl(PR_SET_PDEATHSIG) asks the kernel to send this process a signal
+ * when its parent dies, whatever the process is doing then. SIGKILL cannot
+ * be caught or blocked, and the kernel closes a killed process's
+ * descriptors, so the server sees every one of its connections end.
+ *
+ * Three details from prctl(2). The setting is cleared in the child of
+ * fork(), so each worker makes it for itself, after fork(). "Parent" means
+ * the thread that called fork(), not the whole process: that is right here
+ * only because loadgen runs on one thread, whose end is the end of the
+ * process. And no signal comes for a death before prctl(): if the parent
+ * died between fork() and prctl(), the worker has been handed to another
+ * process (init, or a "subreaper"), getppid() no longer returns the
+ * parent's pid, and the worker exits at once. Checked before prctl(), a
+ * death in between would go unseen. (prctl() takes its arguments as
+ * unsigned long: passing a plain int through its "..." is not enough.) */
+static void die_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL, 0UL, 0UL, 0UL) < 0)
+        fail("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+    if (getppid() != parent)
+        _exit(1);
+}
+
 static void start_workers(int64_t deadline)
 {
     long per = cfg.connections / cfg.workers, extra = cfg.connections % cfg.workers;
     uint32_t first = 0;
+    pid_t parent = getpid();
 
     for (int k = 0; k < cfg.workers; k++) {
         int up[2], down[2];
@@ -689,8 +722,9 @@ static void start_workers(int64_t deadline)
             struct worker w = { .count = count, .report_fd = up[1], .control_fd = down[0],
                                 .deadline = deadline };
 
-            /* Only the parent may hold the other workers' pipes: a worker
-             * must see end-of-file when the parent dies. */
+            die_with_parent(parent);
+            /* The other workers' pipes are the parent's alone: a copy here
+             * would keep them open after the parent has died. */
             for (int j = 0; j < k; j++) {
                 close(children[j].report_fd);
                 close(children[j].control_fd);
