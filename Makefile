@@ -2,6 +2,7 @@
 # make step4      build one step (step1 ... step4); each also builds alone: make -C step4-epoll
 # make test       run every step's tests; make test-step2 runs one step's
 # make sanitize   build every step with ASan and UBSan and run the tests against those builds
+# make mutate     put each bug of tests/mutations/ into a copy of the tree, and prove a test catches it
 # make bench      measure every step (and Node.js, if installed): bench/out/results.md
 # make bench-quick  the same, smaller, in about a minute
 # make clean      remove what the build made
@@ -51,6 +52,11 @@ sanitize: tools fixtures need-bats
 	    SERVER=$(CURDIR)/$$step/server-sanitize $(BATS) tests/$$step.bats || exit 1; \
 	done
 
+# Every bug in tests/mutations/ must be caught by its suite, and every
+# solution in tests/solutions/ must pass: see tests/mutate.
+mutate: need-bats
+	BATS="$(BATS)" tests/mutate
+
 bench: all
 	bench/run
 
@@ -67,4 +73,4 @@ clean:
 	for dir in $(STEPS) tools tests/fixtures; do $(MAKE) -C $$dir clean; done
 
 .PHONY: all fixtures step1 step2 step3 step4 $(STEPS) tools test test-step1 test-step2 test-step3 \
-	test-step4 $(STEPS:%=test-%) sanitize bench bench-quick need-bats clean
+	test-step4 $(STEPS:%=test-%) sanitize mutate bench bench-quick need-bats clean

@@ -16,6 +16,10 @@ void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Not an error, but always printed, such as step 4's closing summary. */
 void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* log_error() for a signal handler, where stdio is not safe to use.
+ * Knows only %d and %s. */
+void log_error_from_handler(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Something went wrong and the server cannot go on: print and exit(1). */
 noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

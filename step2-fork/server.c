@@ -24,15 +24,23 @@
 /* A child that exits stays a zombie, holding its process-table slot, until
  * its parent collects its exit status with waitpid(). The kernel sends
  * SIGCHLD when a child exits; several exits may arrive as one signal, so
- * collect every child that is done, and never block. waitpid() may change
+ * collect every child that is done, and never block. A child that did not
+ * exit with status 0 died of a bug (killed by SIGPIPE or SIGSEGV, say):
+ * report it, or it would vanish without a trace. waitpid() may change
  * errno, which the code the handler interrupted may be about to read. */
 static void reap_children(int signo)
 {
-    int saved_errno = errno;
+    int saved_errno = errno, status;
+    pid_t pid;
 
     (void)signo;
-    while (waitpid(-1, NULL, WNOHANG) > 0)
-        ;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (WIFSIGNALED(status))
+            log_error_from_handler("child %d killed by signal %d", (int)pid, WTERMSIG(status));
+        else if (WEXITSTATUS(status) != 0)
+            log_error_from_handler("child %d exited with status %d", (int)pid,
+                                   WEXITSTATUS(status));
+    }
     errno = saved_errno;
 }
 

@@ -23,7 +23,49 @@ setup() {
 }
 
 teardown() {
+    [ -n "${BATS_TEST_COMPLETED:-}" ] || report_failure
     kill_spawned
+}
+
+# What a failing test shows besides its own message: the rule it checks,
+# how the server ended, the end of its log, and what each client it
+# started said on stderr.
+report_failure() {
+    local file name
+    [ -z "${RULE:-}" ] || echo "the rule this test checks: $RULE"
+    if [ -n "${SERVER_PID:-}" ]; then
+        echo "the server: $(server_fate)"
+        if [ -s "$SERVER_LOG" ]; then
+            echo "the end of its log (stderr):"
+            tail -n 15 "$SERVER_LOG" | sed 's/^/    /'
+        fi
+    fi
+    for file in "$BATS_TEST_TMPDIR"/*.err; do
+        name=${file##*/}
+        name=${name%.err}
+        [ "$name" != server ] && [ -s "$file" ] || continue
+        echo "$name said on stderr:"
+        tail -n 10 "$file" | sed 's/^/    /'
+    done
+} >&2
+
+# How the server is: "running", or how it ended ("killed by SIGPIPE",
+# "exited with status 1"), collected with wait if nobody has yet.
+server_fate() {
+    local status=0
+    if ! exited "$SERVER_PID"; then
+        echo running
+    elif [ -z "${PIDS[server]:-}" ]; then
+        echo "exited (its status was collected by the test)"
+    else
+        wait "$SERVER_PID" || status=$?
+        unset "PIDS[server]"
+        if [ "$status" -gt 128 ]; then
+            echo "killed by SIG$(kill -l $((status - 128)))"
+        else
+            echo "exited with status $status"
+        fi
+    fi
 }
 
 kill_spawned() {
@@ -147,7 +189,46 @@ wait_for_exit() {
 }
 
 alive() {
-    ! exited "$SERVER_PID"
+    exited "$SERVER_PID" || return 0
+    echo "the server is not running: $(server_fate)" >&2
+    return 1
+}
+
+# interface RULE: this test checks the command-line interface every step
+# shares, not the lesson; RULE is the rule it checks, printed if it fails.
+# ONLY=lesson skips these tests, to check a server of your own that does
+# not (yet) follow the whole interface.
+interface() {
+    [ "${ONLY:-}" != lesson ] || skip "an interface test (ONLY=lesson)"
+    RULE=$1
+}
+
+# SIGSTOP, then SIGCONT, to the server's whole session: all its threads and,
+# in step 2, its children. A blocking call the signal interrupts after doing
+# part of its work returns what it did. SIGCONT is sent only once every task
+# has stopped: SIGCONT discards any stop signal still pending (POSIX, "Signal
+# Generation and Delivery"), so sent at once it could cancel the stop before
+# it had reached, and interrupted, every thread.
+interrupt_server() {
+    kill -STOP -- "-$SERVER_PID"
+    wait_until 5 'session_stopped "$SERVER_PID"'
+    kill -CONT -- "-$SERVER_PID"
+}
+
+# Every task (thread) of every process in session $1 is stopped (T) or a
+# zombie. The server leads a session of its own (spawn uses setsid).
+session_stopped() {
+    local states
+    states=$(ps -L -s "$1" -o stat= 2>/dev/null) && [ -n "$states" ] &&
+        ! grep -qv '^[TZ]' <<<"$states"
+}
+
+# The TCP connections on the server's port, in any state but LISTEN, from
+# /proc/net/tcp and tcp6 (state 0A is LISTEN). A reset one is gone at once.
+connections_on_port() {
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+        awk -v port="$(printf ':%04X' "$PORT")" \
+            '$4 != "0A" && substr($2, length($2) - 4) == port { n++ } END { print n + 0 }'
 }
 
 # echo_ok [CLIENT OPTIONS...]: one client run against the server succeeds.

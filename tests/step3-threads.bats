@@ -10,7 +10,8 @@ SERVER=${SERVER:-$ROOT/step3-threads/server}
 @test "echoes 64 MiB sent while reading, byte for byte" { check_echoes_large_payload; }
 @test "a client that half-closes gets all its bytes back" { check_half_close; }
 @test "a send cut short by a signal is finished (short writes)" { check_short_writes; }
-@test "clients that reset mid-echo do not kill it (SIGPIPE)" { check_survives_resets; }
+@test "every send() cut short on purpose: the server sends the rest (short writes)" { check_short_sends; }
+@test "clients that reset are dropped with EPIPE, not killed by SIGPIPE" { check_survives_resets; }
 @test "logs one line per connect and disconnect" { check_logs_connections; }
 @test "-q: no line per connection" { check_quiet; }
 @test "SIGTERM: exits with status 0" { check_stops_on TERM; }
@@ -19,6 +20,7 @@ SERVER=${SERVER:-$ROOT/step3-threads/server}
 @test "-h: usage on stdout, status 0" { check_help; }
 @test "bad arguments: one line on stderr, status 2" { check_bad_arguments; }
 @test "port in use: one line naming it, status 1" { check_port_in_use; }
+@test "restarts at once on the port of a server just stopped (SO_REUSEADDR)" { check_restarts_on_its_port; }
 @test "a client that never reads delays nobody else" { check_flood_does_not_delay_others; }
 
 @test "out of descriptors: neither dies nor spins, then serves everyone" { check_out_of_descriptors; }
