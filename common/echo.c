@@ -16,8 +16,9 @@ int send_all(int fd, const void *buf, size_t len)
     while (len > 0) {
         /* On a blocking socket send() waits for room in the socket buffer.
          * It fails with EPIPE or ECONNRESET once the client is gone (this
-         * does not kill us: main() ignores SIGPIPE), and may return early,
-         * with fewer bytes sent or with EINTR, when a signal arrives. */
+         * does not kill us: main() ignores SIGPIPE). A signal, even a stop
+         * and continue, may cut it short: fewer bytes sent, or EINTR if
+         * none were and a handler without SA_RESTART ran (man 7 signal). */
         ssize_t n = send(fd, p, len, 0);
 
         if (n < 0) {

@@ -103,6 +103,9 @@ static void back_off(void)
     if (!backing_off)
         log_error("accept: %s; retrying every 100 ms", strerror(errno));
     backing_off = true;
+    /* A handler cuts nanosleep() short with EINTR, with SA_RESTART or
+     * without (man 7 signal): in step 2, SIGCHLD does, as children exit.
+     * What was left of the pause is now in pause: sleep that. */
     while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
         ;
 }

@@ -25,14 +25,21 @@ void ignore_sigpipe(void)
         die("sigaction SIGPIPE: %s", strerror(errno));
 }
 
-/* A blocking server spends its life inside accept() or recv(), so it has no
- * main loop that could look at a "please stop" flag in time. The handler
- * therefore ends the process itself, with _exit(): unlike exit(), it is
- * safe to call from a signal handler. The kernel closes every socket on the
- * way out, which is all the cleaning up these servers need. In step 2 only
- * the process that gets the signal stops: `kill PID` ends the parent, and
- * its children go on serving their clients until those leave, while Ctrl-C
- * reaches every process in the terminal's foreground group, children too. */
+/* Why not have the handler set a "please stop" flag for the main loop? A
+ * blocking server spends its life inside accept() or recv(), and would see
+ * the flag only when that call returns. With SA_RESTART it carries on after
+ * the handler as if nothing happened. Without it, the call fails with
+ * EINTR, but a signal that lands after the loop checked the flag and before
+ * the call blocks again is missed: the server waits on, until the next
+ * client or the next bytes. And in step 3 a signal sent to the process
+ * interrupts only the one thread the kernel picks to run the handler; the
+ * others stay blocked (man 7 signal, man 7 pthreads). So the handler ends
+ * the process itself, with _exit(): unlike exit(), it is safe to call from
+ * a signal handler. The kernel closes every socket on the way out, which is
+ * all the cleaning up these servers need. In step 2 only the process that
+ * gets the signal stops: `kill PID` ends the parent, and its children go on
+ * serving their clients until those leave, while Ctrl-C reaches every
+ * process in the terminal's foreground group, children too. */
 static void stop(int signo)
 {
     (void)signo;

@@ -18,10 +18,12 @@
  * yet: it holds backlog + 1 of them (the backlog is first capped at
  * net.core.somaxconn). While that queue is full the kernel drops new
  * handshake packets, and the client's kernel sends them again a second or
- * more later: a client sees a slow connect() (or, if its connect() had
- * already returned, data that waits), and only gives up with ETIMEDOUT
- * after about two minutes. With net.ipv4.tcp_abort_on_overflow = 1 the
- * kernel resets such clients instead. */
+ * more later: a client sees a slow connect(), or ETIMEDOUT after about two
+ * minutes. If the packet dropped was its final ACK, connect() has returned:
+ * the server holds it half-open, resending SYN-ACK, and its data waits for
+ * room; after net.ipv4.tcp_synack_retries resends (about a minute) the
+ * server forgets it, and the client's next try meets a reset, ECONNRESET.
+ * With net.ipv4.tcp_abort_on_overflow = 1 that client is reset at once. */
 #define LISTEN_BACKLOG 5
 
 /* Serve the client right here, in the only thread there is: nobody else

@@ -51,7 +51,8 @@ static void reap_children_as_they_exit(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = reap_children;
     sigemptyset(&sa.sa_mask);
-    /* SA_RESTART: let a blocked accept() carry on after the handler.
+    /* SA_RESTART: accept() carries on after the handler; not nanosleep()
+     * in back_off(), which fails with EINTR all the same (man 7 signal).
      * SA_NOCLDSTOP: no signal when a child is merely stopped. */
     sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
     if (sigaction(SIGCHLD, &sa, NULL) < 0)

@@ -38,7 +38,8 @@ static void *client_thread(void *arg)
 }
 
 /* Each thread gets a stack of its own: by default 8 MiB of address space
- * (ulimit -s), of which only the pages the thread touches take memory. */
+ * (ulimit -s), of which only the pages the thread touches take memory. But
+ * with vm.overcommit_memory = 2 all 8 MiB count against the commit limit. */
 static void handle_client(int fd, const char *peer, const pthread_attr_t *detached)
 {
     struct client *client = malloc(sizeof *client);

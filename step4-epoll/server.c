@@ -95,7 +95,11 @@ static int watch(struct server *s, int op, int fd, uint32_t events)
 /* With SIGINT and SIGTERM blocked, they are not delivered to a handler but
  * kept pending, and the signalfd becomes readable: a signal is just one
  * more event, handled in the loop like the others, with no race and no
- * EINTR. Unlike steps 1 to 3, the server can stop cleanly. */
+ * handler to interrupt a call (epoll_wait() still fails with EINTR after a
+ * stop and continue: man 7 signal). Unlike steps 1 to 3, the loop ends and
+ * teardown() closes every connection at once, then reports. It does not
+ * drain: pending echo is dropped, and a client whose bytes are still
+ * unread gets a reset (ECONNRESET) instead of the end of the stream. */
 static int open_signal_fd(void)
 {
     sigset_t mask;
@@ -362,9 +366,13 @@ static void run_loop(struct server *s)
 
 /* A nonblocking listening socket: accept4() fails with EAGAIN when the
  * queue is empty, instead of waiting for the next client. The loop needs
- * that to know when to stop accepting, and it also needs it because a
- * client can give up between epoll_wait() saying "readable" and accept4():
- * a blocking accept4() would then wait, and freeze every other client. */
+ * that to take every waiting client in one wakeup and know when to stop.
+ * It also keeps "readable" from turning into a wait that freezes every
+ * other client, should the queue empty before accept4() runs: another
+ * process or thread accepting on the same socket may take the client
+ * first, and on some systems a client that resets while queued is removed
+ * (man 2 accept). Linux keeps that one: accept4() returns it, and the
+ * first recv() fails with ECONNRESET. */
 static void set_nonblocking(int fd)
 {
     int flags = fcntl(fd, F_GETFL);
