@@ -5,7 +5,9 @@
 # CLIENT is tools/echo-client. Every server and client a test starts runs in
 # the background and is killed in teardown, whatever the test's outcome.
 
-ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+# The repository: the folder above this file's, whichever folder the suite
+# that loads it is in (tests/exercises/ too).
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CLIENT=${CLIENT:-$ROOT/tools/echo-client}
 
 setup() {
