@@ -230,5 +230,6 @@ run_scenario() {
 @test "tutorial: step 2, a child process per client" { run_scenario step2; }
 @test "tutorial: step 3, a thread per client" { run_scenario step3; }
 @test "tutorial: step 4, one thread for 5,000 clients" { run_scenario step4; }
+@test "tutorial: step 4, a log nobody reads" { run_scenario step4-log; }
 @test "tutorial: the exercises' checks" { run_scenario exercises; }
 @test "tutorial: measuring" { run_scenario measure; }
