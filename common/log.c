@@ -117,10 +117,11 @@ static size_t format_line(char *buf, size_t size, const char *fmt, va_list ap)
     return len;
 }
 
-static size_t format(char *buf, size_t size, const char *fmt, ...)
+/* format_line() with the arguments given here rather than in a va_list. */
+static size_t format_linef(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static size_t format(char *buf, size_t size, const char *fmt, ...)
+static size_t format_linef(char *buf, size_t size, const char *fmt, ...)
 {
     va_list ap;
     size_t len;
@@ -140,8 +141,8 @@ static bool try_report_dropped(void)
 
     if (dropped == 0)
         return true;
-    len = format(report, sizeof report, "%llu log line%s dropped", dropped,
-                 dropped == 1 ? "" : "s");
+    len = format_linef(report, sizeof report, "%llu log line%s dropped", dropped,
+                       dropped == 1 ? "" : "s");
     if (!try_line(report, len))
         return false;
     dropped = 0;
