@@ -7,6 +7,15 @@
 
 void log_set_quiet(bool quiet);
 
+/* For an event loop, whose one thread must never wait on its log: from now
+ * on a line that stderr cannot take at once (a pipe nobody reads, a
+ * terminal stopped with Ctrl-S) is dropped, and "N log lines dropped" is
+ * written before the next line that goes out, or at exit. die() waits a
+ * second at most. Call it once, after ignore_sigpipe() (a write to a pipe
+ * that nobody reads any more raises SIGPIPE), and write to stderr only
+ * through these functions afterwards. */
+void log_set_nonblocking(void);
+
 /* Connect and disconnect lines; silenced by -q. */
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -386,6 +386,14 @@ static void setup(struct server *s, const struct options *opts)
     char err[256];
 
     ignore_sigpipe();
+    /* Every descriptor the loop writes to is part of the loop, stderr too.
+     * A log line is a write(2), and a write to a pipe whose reader has
+     * stalled, or to a terminal stopped with Ctrl-S, waits: the one thread
+     * would stop there, and every client with it, as surely as in a
+     * blocking recv(). Clients make log lines just by connecting, so they
+     * could fill the pipe at will. From here on, a line stderr cannot take
+     * at once is dropped and counted instead. */
+    log_set_nonblocking();
     s->max_fds = raise_open_file_limit();
     /* calloc() of a large table maps zeroed pages that take no memory until
      * first touched: only the slots of descriptors in use ever cost RAM. */

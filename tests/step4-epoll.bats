@@ -82,3 +82,46 @@ SERVER=${SERVER:-$ROOT/step4-epoll/server}
     [ "$status" -eq 1 ]
     grep -q 'server closed after echoing 1 of 10 bytes' "$BATS_TEST_TMPDIR/holder.err"
 }
+
+# Its stderr on a pipe that nobody reads: a FIFO held open by a sleep that
+# never reads it. 3,000 connections make 6,000 log lines, about 350 KB, and
+# a pipe holds 64 KiB: a server whose write(2) waited for room would stop
+# serving there, with the echo-client's clients still waiting.
+@test "a log nobody reads: keeps serving, drops lines, then says how many" {
+    # Over a thousand clients at a time, each end needing a descriptor.
+    [ "$(ulimit -Hn)" -ge 4096 ] || skip "the open-file hard limit is under 4,096 here"
+    local fifo=$BATS_TEST_TMPDIR/log.fifo drained=$BATS_TEST_TMPDIR/drained.log
+    mkfifo "$fifo"
+    # Opening a FIFO waits for the other end: the sleep and the server
+    # meet there, and from then on the sleep holds it open, unread.
+    spawn stalled bash -c 'exec sleep 600 <"$0"' "$fifo"
+    SERVER_WRAPPER=(bash -c 'exec "$@" 2>"$0"' "$fifo")
+    start_server
+    echo_ok -c 3000 -t 30
+    [ "$output" = "echoed 3000 connections, 1000 bytes each" ]
+    alive
+    # Now read the pipe. Once cat has written something, it has read all
+    # that the pipe held (one read(2) takes it), so the lines that follow
+    # find room, and the first of them brings the count: at the latest, the
+    # one the server writes as it stops.
+    spawn drain bash -c 'exec cat "$0" >"$1"' "$fifo" "$drained"
+    wait_until 10 '[ -s "$drained" ]'
+    stop_server TERM
+    finish drain  # cat sees the end once the server, the only writer, exits
+    [ ! -s "$SERVER_LOG" ]  # no complaint from the server about its stderr
+    local reports written dropped=0 n
+    reports=$(grep -E '^[^ ]+\[[0-9]+\]: [0-9]+ log lines? dropped$' "$drained" | grep -Eo ' [0-9]+ ' || true)
+    if [ -z "$reports" ]; then
+        echo "no line says how many log lines were dropped" >&2
+        return 1
+    fi
+    for n in $reports; do
+        dropped=$((dropped + n))
+    done
+    # Every line is in the log or in a count: 2 per connection, the line
+    # that says it is shutting down, and the summary.
+    written=$(grep -Evc ' log lines? dropped$' "$drained")
+    echo "$written lines written, $dropped dropped" >&2
+    [ $((written + dropped)) -eq 6002 ]
+    [ "$(tail -n 1 "$drained" | sed -E 's/^[^ ]+\[[0-9]+\]: //')" = "served 3000 connections, echoed 3000000 bytes" ]
+}
