@@ -14,7 +14,9 @@
 # - Every command must succeed: its exit status (what $? says after the
 #   line, so that of its last command) must be 0. Where the tutorial means
 #   a command to fail, it ends the line with `; echo "status $?"`, so that
-#   the status is printed and checked like the rest of the output.
+#   the status is printed and checked like the rest of the output. (A
+#   command started in the background is left running, and only its first
+#   line is checked.)
 # - A line of output that reports a failure can only be matched by an
 #   expected line that shows it too: neither "..." nor a <placeholder>
 #   stands for it. Such lines are a failed test ("not ok ...", or bats's
