@@ -9,6 +9,19 @@
 # from run to run (a process id, a count), and a line "..." for any number of
 # lines. Servers the reader starts on port 9000 run here on a port the
 # kernel picks, and 9000 in the later commands and output means that port.
+#
+# Two rules keep a failure from passing for the output it happens to print:
+# - Every command must succeed: its exit status (what $? says after the
+#   line, so that of its last command) must be 0. Where the tutorial means
+#   a command to fail, it ends the line with `; echo "status $?"`, so that
+#   the status is printed and checked like the rest of the output. (A
+#   command started in the background is left running, and only its first
+#   line is checked.)
+# - A line of output that reports a failure can only be matched by an
+#   expected line that shows it too: neither "..." nor a <placeholder>
+#   stands for it. Such lines are a failed test ("not ok ...", or bats's
+#   "N tests, M failures" and "✗ ..." on a terminal) and make's errors
+#   ("make: *** ...", "make[N]: *** ...").
 
 load helpers
 TUTORIAL=$ROOT/TUTORIAL.md
@@ -105,7 +118,9 @@ block_body() {
     done < <(block_heads)
 }
 
-# Does the output in file $2 match the expected lines in file $1?
+# Does the output in file $2 match the expected lines in file $1? A line
+# that reports a failure (see the top of this file) is matched only by an
+# expected line that reports one too.
 output_matches() {
     awk '
         function pattern(s) {
@@ -113,16 +128,24 @@ output_matches() {
             gsub(/<[^>]*>/, ".*", s)
             return "^" s "$"
         }
+        function failure(s) {
+            return s ~ /^not ok / || s ~ /^make(\[[0-9]+\])?: \*\*\*/ ||
+                s ~ /^[0-9]+ tests?, [1-9][0-9]* failures?/ || s ~ /^ *✗ /
+        }
         function fits(i, j,    k) {
             if (i > np) return j > na
             if (p[i] == "...") {
-                for (k = j; k <= na + 1; k++) if (fits(i + 1, k)) return 1
+                for (k = j; k <= na + 1; k++) {
+                    if (fits(i + 1, k)) return 1
+                    if (k <= na && bad[k]) return 0  # "..." stops short of it
+                }
                 return 0
             }
-            return j <= na && a[j] ~ re[i] && fits(i + 1, j + 1)
+            return j <= na && a[j] ~ re[i] && (!bad[j] || failure(p[i])) &&
+                fits(i + 1, j + 1)
         }
-        FNR == NR { p[++np] = $0; re[np] = pattern($0); next }
-        { a[++na] = $0 }
+        FILENAME == ARGV[1] { p[++np] = $0; re[np] = pattern($0); next }
+        { a[++na] = $0; bad[na] = failure($0) }
         END { exit fits(1, 1) ? 0 : 1 }' "$1" "$2"
 }
 
@@ -184,8 +207,10 @@ run_command() {
     fi
     # Run in this shell, not a subshell, so that `exec 5<>...` lasts. (The
     # tutorial's connections use descriptors 5 and 6: bats needs 3 and 4.)
-    eval "$cmd" >"$actual" 2>&1 </dev/null || true
-    if ! output_matches "$expected" "$actual"; then
+    local status=0
+    eval "$cmd" >"$actual" 2>&1 </dev/null || status=$?
+    if [ "$status" -ne 0 ] || ! output_matches "$expected" "$actual"; then
+        [ "$status" -eq 0 ] || echo "it exited with status $status" >&2
         echo "expected:" >&2
         cat "$expected" >&2
         echo "got:" >&2
