@@ -39,7 +39,7 @@ test-step2: test-step2-fork
 test-step3: test-step3-threads
 test-step4: test-step4-epoll
 
-$(STEPS:%=test-%): test-%: % tools need-bats
+$(STEPS:%=test-%): test-%: % tools fixtures need-bats
 	$(BATS) tests/$*.bats
 
 # Each step built again as stepN-*/server-sanitize, then its tests run

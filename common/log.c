@@ -276,8 +276,8 @@ void log_set_nonblocking(void)
     fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         /* ENXIO: a FIFO with no reader left (man 7 fifo); writing to it
-         * fails at once with EPIPE, it does not wait. Other errors (EACCES:
-         * the pipe belongs to another user, man 5 proc) leave it blocking. */
+         * fails at once with EPIPE, it does not wait. Other errors (EACCES,
+         * seen for a pipe another user made) leave it blocking. */
         if (errno != ENXIO)
             log_error("cannot reopen stderr nonblocking: %s; the log can block", strerror(errno));
         return;
@@ -356,11 +356,11 @@ static char *append_number(char *p, char *end, long long n)
 
 /* A signal handler may call only async-signal-safe functions (man 7
  * signal-safety): a handler that interrupted a printf() and called
- * printf() itself could find the stream's lock taken, or its buffer half
- * written. So this builds the line by hand, knowing only %d and %s, and
- * writes it with one write(2), which is on the list. The id is getpid()'s
- * (on the list; gettid() is not): the thread's id in a process with one
- * thread, such as step 2's parent. */
+ * printf() itself could find the stream's buffer half written, or a lock
+ * of malloc()'s taken. So this builds the line by hand, knowing only %d
+ * and %s, and writes it with one write(2), which is on the list. The id
+ * is getpid()'s (on the list; gettid() is not): the thread's id in a
+ * process with one thread, such as step 2's parent. */
 void log_error_from_handler(const char *fmt, ...)
 {
     char line[256], *p = line, *end = line + sizeof line - 1;

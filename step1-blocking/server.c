@@ -21,7 +21,7 @@
  * more later: a client sees a slow connect(), or ETIMEDOUT after about two
  * minutes. If the packet dropped was its final ACK, connect() has returned:
  * the server holds it half-open, resending SYN-ACK, and its data waits for
- * room; after net.ipv4.tcp_synack_retries resends (about a minute) the
+ * room; after net.ipv4.tcp_synack_retries resends (a minute, measured) the
  * server forgets it, and the client's next try meets a reset, ECONNRESET.
  * With net.ipv4.tcp_abort_on_overflow = 1 that client is reset at once. */
 #define LISTEN_BACKLOG 5

@@ -25,8 +25,8 @@
  * its parent collects its exit status with waitpid(). The kernel sends
  * SIGCHLD when a child exits; several exits may arrive as one signal, so
  * collect every child that is done, and never block. A child that did not
- * exit with status 0 died of a bug (killed by SIGPIPE or SIGSEGV, say):
- * report it, or it would vanish without a trace. waitpid() may change
+ * exit with status 0 was killed (by SIGPIPE or SIGSEGV, a bug; by SIGKILL)
+ * or failed: report it, or it would vanish without a trace. waitpid() may change
  * errno, which the code the handler interrupted may be about to read. */
 static void reap_children(int signo)
 {

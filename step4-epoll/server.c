@@ -371,8 +371,8 @@ static void run_loop(struct server *s)
  * other client, should the queue empty before accept4() runs: another
  * process or thread accepting on the same socket may take the client
  * first, and on some systems a client that resets while queued is removed
- * (man 2 accept). Linux keeps that one: accept4() returns it, and the
- * first recv() fails with ECONNRESET. */
+ * (man 2 accept). Linux keeps that one: accept4() returns it, recv()
+ * returns what it sent, if anything, and then fails with ECONNRESET. */
 static void set_nonblocking(int fd)
 {
     int flags = fcntl(fd, F_GETFL);

@@ -36,7 +36,8 @@ report_failure() {
     local file name
     [ -z "${RULE:-}" ] || echo "the rule this test checks: $RULE"
     if [ -n "${SERVER_PID:-}" ]; then
-        echo "the server: $(server_fate)"
+        server_fate
+        echo "the server: $SERVER_FATE"
         if [ -s "$SERVER_LOG" ]; then
             echo "the end of its log (stderr):"
             tail -n 15 "$SERVER_LOG" | sed 's/^/    /'
@@ -51,21 +52,23 @@ report_failure() {
     done
 } >&2
 
-# How the server is: "running", or how it ended ("killed by SIGPIPE",
-# "exited with status 1"), collected with wait if nobody has yet.
+# Sets SERVER_FATE to how the server is: "running", or how it ended
+# ("killed by SIGPIPE", "exited with status 1"), collected with wait if
+# nobody has yet. Not to be called in $(...): a subshell cannot wait for
+# its parent's child.
 server_fate() {
     local status=0
     if ! exited "$SERVER_PID"; then
-        echo running
+        SERVER_FATE=running
     elif [ -z "${PIDS[server]:-}" ]; then
-        echo "exited (its status was collected by the test)"
+        SERVER_FATE="exited (its status was collected by the test)"
     else
         wait "$SERVER_PID" || status=$?
         unset "PIDS[server]"
         if [ "$status" -gt 128 ]; then
-            echo "killed by SIG$(kill -l $((status - 128)))"
+            SERVER_FATE="killed by SIG$(kill -l $((status - 128)))"
         else
-            echo "exited with status $status"
+            SERVER_FATE="exited with status $status"
         fi
     fi
 }
@@ -192,7 +195,8 @@ wait_for_exit() {
 
 alive() {
     exited "$SERVER_PID" || return 0
-    echo "the server is not running: $(server_fate)" >&2
+    server_fate
+    echo "the server is not running: $SERVER_FATE" >&2
     return 1
 }
 

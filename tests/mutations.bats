@@ -14,14 +14,17 @@ header() {
 }
 
 # The exercises, one per record: "line<TAB>chapter<TAB>text", the text being
-# the item's lines joined by spaces, comments and code blocks included.
+# the exercise's lines joined by spaces, comments and code blocks included.
+# An exercise is an item of a numbered list under "### Exercises", or a
+# whole section "### Exercise: ...".
 exercises() {
     awk '
-        function flush() { if (text != "") print start "\t" chapter "\t" text; text = "" }
-        /^## / { flush(); chapter = substr($0, 4); inside = 0; next }
-        /^### / { flush(); inside = ($0 == "### Exercises"); next }
-        !inside { next }
-        /^[0-9]+\. / { flush(); start = NR }
+        function flush() { if (text != "") print start "\t" chapter "\t" text; text = ""; start = 0 }
+        /^## / { flush(); chapter = substr($0, 4); inside = ""; next }
+        /^### Exercise: / { flush(); inside = "section"; start = NR; next }
+        /^### / { flush(); inside = ($0 == "### Exercises") ? "list" : ""; next }
+        inside == "" { next }
+        inside == "list" && /^[0-9]+\. / { flush(); start = NR }
         { if (start) text = text " " $0 }
         END { flush() }' "$TUTORIAL"
 }
@@ -32,6 +35,10 @@ exercises() {
         if [ -z "$(header "$patch" Bug)$(header "$patch" Solution)" ] ||
             [ -z "$(header "$patch" Suite)" ] || ! grep -q '^diff --git ' "$patch"; then
             echo "${patch#$ROOT/}: needs Bug: (or Solution:), Suite: and a diff" >&2
+            bad=1
+        fi
+        if [ -n "$(header "$patch" Bug)" ] && [ -z "$(header "$patch" Caught-by)" ]; then
+            echo "${patch#$ROOT/}: a bug needs a Caught-by: line, the test that must fail" >&2
             bad=1
         fi
         for suite in $(header "$patch" Suite); do

@@ -125,3 +125,20 @@ SERVER=${SERVER:-$ROOT/step4-epoll/server}
     [ $((written + dropped)) -eq 6002 ]
     [ "$(tail -n 1 "$drained" | sed -E 's/^[^ ]+\[[0-9]+\]: //')" = "served 3000 connections, echoed 3000000 bytes" ]
 }
+
+# O_NONBLOCK belongs to an open file description, shared by every
+# descriptor dup()ed from it: here stdout and stderr are one pipe (2>&1),
+# as a shell would leave them. The log's flag must be on a description of
+# its own, or whoever shares the old one would find it nonblocking too.
+# /proc/PID/fdinfo/N shows each descriptor's flags, in octal.
+nonblocking_flag() {
+    awk '/^flags:/ { print (int(substr($2, length($2) - 3, 1)) % 8 >= 4) ? "yes" : "no" }' \
+        "/proc/$SERVER_PID/fdinfo/$1"
+}
+
+@test "its log is made nonblocking on a description of its own, not the one stdout shares" {
+    SERVER_WRAPPER=(bash -c 'exec "$0" "$@" 2>&1')
+    start_server -q
+    [ "$(nonblocking_flag 2)" = yes ]
+    [ "$(nonblocking_flag 1)" = no ]
+}

@@ -13,7 +13,7 @@
  * pattern(c, i). Each worker runs one epoll loop over its connections and
  * reports to the parent through a pipe; the parent adds the reports up.
  * If the parent dies, the kernel kills the workers too: no load goes on
- * after loadgen is stopped, however it is stopped.
+ * after loadgen has ended, however it ends.
  */
 #include "client.h"
 

@@ -5,9 +5,8 @@
 # connection. Step 4 as it is fails here: it keeps idle clients for ever.
 #   SERVER=path/to/server bats tests/exercises/step4-idle-timeout.bats
 # checks your own; tests/solutions/step4-idle-timeout.patch passes. Its
-# mutations, tests/mutations/step4-idle-timeout-*.patch, are each a whole
-# wrong solution written against step 4 as it is, not a change on top of
-# the solution, so that they apply to the clean tree like every other.
+# mutations, tests/mutations/step4-idle-timeout-*.patch, are each a wrong
+# solution, as a change on top of the right one ("On:" in tests/mutate).
 # Not part of make test (bats tests/ does not look in subfolders).
 
 load ../helpers
