@@ -35,11 +35,12 @@ void ignore_sigpipe(void)
  * interrupts only the one thread the kernel picks to run the handler; the
  * others stay blocked (man 7 signal, man 7 pthreads). So the handler ends
  * the process itself, with _exit(): unlike exit(), it is safe to call from
- * a signal handler. The kernel closes every socket on the way out, which is
- * all the cleaning up these servers need. In step 2 only the process that
- * gets the signal stops: `kill PID` ends the parent, and its children go on
- * serving their clients until those leave, while Ctrl-C reaches every
- * process in the terminal's foreground group, children too. */
+ * a signal handler. The kernel closes every socket on the way out (one with
+ * unread input sends the client a reset), which is all the cleaning up
+ * these servers need. In step 2 only the process that gets the signal
+ * stops: `kill PID` ends the parent, and its children go on serving their
+ * clients until those leave, while Ctrl-C reaches every process in the
+ * terminal's foreground group, children too. */
 static void stop(int signo)
 {
     (void)signo;

@@ -43,11 +43,11 @@ check_half_close() {
 # writes no such line.
 check_survives_resets() {
     start_server
-    kill -STOP -- "-$SERVER_PID"
+    pause_server
     run "$CLIENT" -p "$PORT" -c 5 reset
     [ "$status" -eq 0 ]
     wait_until 10 '[ "$(connections_on_port)" -eq 0 ]'
-    kill -CONT -- "-$SERVER_PID"
+    resume_server
     # (If it died, there is no need to wait the whole 10 s.)
     wait_until 10 'exited "$SERVER_PID" || [ "$(grep -c "client .*dropped.*: Broken pipe" "$SERVER_LOG")" -eq 5 ]'
     alive

@@ -209,16 +209,26 @@ interface() {
     RULE=$1
 }
 
-# SIGSTOP, then SIGCONT, to the server's whole session: all its threads and,
-# in step 2, its children. A blocking call the signal interrupts after doing
+# SIGSTOP to the server's whole session: all its threads and, in step 2,
+# its children; returns once every one of them has stopped (kill() only
+# sends the signal, each task stops when it next runs).
+pause_server() {
+    kill -STOP -- "-$SERVER_PID"
+    wait_until 5 'session_stopped "$SERVER_PID"'
+}
+
+resume_server() {
+    kill -CONT -- "-$SERVER_PID"
+}
+
+# SIGSTOP, then SIGCONT: a blocking call the stop interrupts after doing
 # part of its work returns what it did. SIGCONT is sent only once every task
 # has stopped: SIGCONT discards any stop signal still pending (POSIX, "Signal
 # Generation and Delivery"), so sent at once it could cancel the stop before
 # it had reached, and interrupted, every thread.
 interrupt_server() {
-    kill -STOP -- "-$SERVER_PID"
-    wait_until 5 'session_stopped "$SERVER_PID"'
-    kill -CONT -- "-$SERVER_PID"
+    pause_server
+    resume_server
 }
 
 # Every task (thread) of every process in session $1 is stopped (T) or a

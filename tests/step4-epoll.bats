@@ -130,10 +130,12 @@ SERVER=${SERVER:-$ROOT/step4-epoll/server}
 # descriptor dup()ed from it: here stdout and stderr are one pipe (2>&1),
 # as a shell would leave them. The log's flag must be on a description of
 # its own, or whoever shares the old one would find it nonblocking too.
-# /proc/PID/fdinfo/N shows each descriptor's flags, in octal.
+# /proc/PID/fdinfo/N shows each descriptor's flags, in octal; O_NONBLOCK
+# is 04000 (on x86 and arm; see <asm-generic/fcntl.h>).
 nonblocking_flag() {
-    awk '/^flags:/ { print (int(substr($2, length($2) - 3, 1)) % 8 >= 4) ? "yes" : "no" }' \
-        "/proc/$SERVER_PID/fdinfo/$1"
+    local flags
+    flags=$(awk '/^flags:/ { print $2 }' "/proc/$SERVER_PID/fdinfo/$1")
+    if (( 8#$flags & 04000 )); then echo yes; else echo no; fi
 }
 
 @test "its log is made nonblocking on a description of its own, not the one stdout shares" {

@@ -677,24 +677,14 @@ static struct child children[MAX_WORKERS];
 
 /* Called in a worker right after fork(). A worker must not outlive the
  * parent: nobody would read its report, and it would go on loading the
- * server, or holding its connections open, until its phase ends. While it
- * connects and echoes, a worker waits in epoll_wait() on its sockets, not
- * on a pipe from the parent, so it would not notice the parent's death.
- * prctl(PR_SET_PDEATHSIG) asks the kernel to send this process a signal
- * when its parent dies, whatever the process is doing then. SIGKILL cannot
- * be caught or blocked, and the kernel closes a killed process's
- * descriptors, so the server sees every one of its connections end.
- *
- * Three details from prctl(2). The setting is cleared in the child of
- * fork(), so each worker makes it for itself, after fork(). "Parent" means
- * the thread that called fork(), not the whole process: that is right here
- * only because loadgen runs on one thread, whose end is the end of the
- * process. And no signal comes for a death before prctl(): if the parent
- * died between fork() and prctl(), the worker has been handed to another
- * process (init, or a "subreaper"), getppid() no longer returns the
- * parent's pid, and the worker exits at once. Checked before prctl(), a
- * death in between would go unseen. (prctl() takes its arguments as
- * unsigned long: passing a plain int through its "..." is not enough.) */
+ * server until its phase ends. It waits in epoll_wait() on its sockets, not
+ * on the parent, so it would not notice the death itself: PR_SET_PDEATHSIG
+ * asks the kernel to kill it then, whatever it is doing (man 2 prctl). The
+ * setting is not inherited across fork(), and "parent" means the thread
+ * that forked, which is the whole of loadgen: it has one thread. A parent
+ * that died before prctl() sends nothing; the worker has then been handed
+ * to another process, getppid() says so, and it exits. (prctl() takes
+ * unsigned long arguments: a plain int through its "..." is not enough.) */
 static void die_with_parent(pid_t parent)
 {
     if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL, 0UL, 0UL, 0UL) < 0)
