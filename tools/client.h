@@ -20,7 +20,8 @@ noreturn void bad_usage(const char *what, const char *value);
  * low 7 bits are a de Bruijn sequence, every 3-symbol string over 128
  * symbols exactly once. Connection c starts at c * PATTERN_STRIDE, modulo
  * the period; the stride is odd, so ids below 2^21 all start at different
- * places. (loadgen's ids stay below 2^20; echo-client's are its -c.)
+ * places. (loadgen's ids stay below 2^20; echo-client numbers its
+ * connections from 0 to its -c, at most 1,000,000.)
  * Every byte value occurs, NUL and 0xFF included.
  *
  * What that catches, for connections c and d with ids below 2^21:
@@ -30,11 +31,11 @@ noreturn void bad_usage(const char *what, const char *value);
  *   - bytes that come back on their own connection at another place (lost,
  *     repeated or reordered), 3 or more, unless they moved by a multiple of
  *     the period.
- * What it does not: 1 or 2 bytes out of place (only 256 values each); d's
- * bytes from place j arriving on c at place i when j - i is exactly
- * (c - d) * PATTERN_STRIDE modulo the period, where c's own stream has
- * the same bytes; anything past 2^21 bytes that repeats the same
- * bytes 2^21 earlier. */
+ * What it does not: runs of 1 or 2 bytes out of place (a byte has only
+ * 256 values); d's bytes from place j arriving on c at place i when j - i
+ * is exactly (c - d) * PATTERN_STRIDE modulo the period, where c's own
+ * stream has the same bytes; bytes moved within a stream by a multiple of
+ * the period, 2 MiB, since each stream repeats. */
 #define PATTERN_PERIOD (1u << 21)
 #define PATTERN_STRIDE 1296127u   /* about the period / 1.618, odd */
 #define PATTERN_SIZE 65536        /* pattern_at()'s bytes in a row */
