@@ -90,11 +90,11 @@ function ypos(p, y) {
     return TOP[p] + PH - (YHI[p] > YLO[p] ? (y - YLO[p]) / (YHI[p] - YLO[p]) : 0) * PH
 }
 
-# A "nice" step for a linear axis from 0 to hi: 1, 2 or 5 times a power of ten.
+# A round step for a linear axis from 0 to hi: 1, 2 or 5 times a power of
+# ten, the smallest that needs no more than five steps, so labels fit.
 function step_for(hi,    s) {
-    s = 10 ^ int(log10(hi / 4))
-    if (hi / s > 20) s *= 5
-    else if (hi / s > 8) s *= 2
+    s = 10 ^ int(log10(hi / 5))
+    while (hi / s > 5) s = (s ~ /^1/ ? s * 2 : s ~ /^2/ ? s * 2.5 : s * 2)
     return s
 }
 
@@ -278,7 +278,17 @@ function legend(    m, x) {
     }
 }
 
+# Models in the course's order, then any others in the order they came.
+function order_models(    order, rank, i, j, t, k) {
+    k = split("step1 step2 step3 step4 node poll", order, " ")
+    for (i = 1; i <= k; i++) rank[order[i]] = i
+    for (i = 1; i <= nmodels; i++) key_of[models[i]] = ((models[i] in rank) ? rank[models[i]] : k + i)
+    for (i = 2; i <= nmodels; i++)
+        for (j = i; j > 1 && key_of[models[j - 1]] > key_of[models[j]]; j--) { t = models[j]; models[j] = models[j - 1]; models[j - 1] = t }
+}
+
 END {
+    order_models()
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H
     print "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
     memory_panel()
