@@ -62,10 +62,10 @@ sanitize: tools fixtures need-bats
 mutate: need-bats
 	BATS="$(BATS)" tests/mutate
 
-bench: all
+bench: all fixtures
 	bench/run
 
-bench-quick: all
+bench-quick: all fixtures
 	bench/run --quick
 
 need-bats:
