@@ -13,7 +13,7 @@ server_command() {
     step3) echo "$ROOT/step3-threads/server" ;;
     step4) echo "$ROOT/step4-epoll/server" ;;
     poll) echo "$ROOT/bench/poll-echo" ;;
-    stall) echo "$ROOT/tests/fixtures/stall-echo" ;;
+    stall) echo "$ROOT/tests/fixtures/slow-echo --stall-ms $STALL_MS" ;;
     node) echo "node $ROOT/bench/node-echo.js" ;;
     esac
 }

@@ -371,12 +371,13 @@ function stall_table(    n, k, list) {
     print ""
     print "| server | clients | stall | closed loop: msgs/s | closed loop p99 (µs) | open loop: offered msgs/s | open loop p99 (µs) | open loop p99.9 (µs) |"
     print "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", "stall-echo", commas(n), val("stall", "stall", n, "stall"),
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", "slow-echo", commas(n), val("stall", "stall", n, "stall"),
         commas(val("stall", "stall", n, "closed_msgs_per_s")), commas(val("stall", "stall", n, "closed_p99_us")),
         commas(val("stall", "stall", n, "open_rate")), commas(val("stall", "stall", n, "open_p99_us")),
         commas(val("stall", "stall", n, "open_p999_us"))
     print ""
-    print "A test server (tests/fixtures) that holds back every echo for a fixed time once a second."
+    print "tests/fixtures/slow-echo, a test server that holds back every echo for a fixed time once a"
+    print "second."
     print "In the closed loop each client waits out the stall with one message, so the stall is one"
     print "slow sample per client among thousands; in the open loop every message due during the stall"
     print "waits too, and the p99 shows it. The open loop offers half the closed loop's msgs/s."
