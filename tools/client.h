@@ -11,17 +11,40 @@ noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "PROGRAM: what 'value' (try -h)" on stderr and exits 2. */
 noreturn void bad_usage(const char *what, const char *value);
 
-/* What connection c sends: one 64 KiB pattern, repeated, read from a
- * different offset for each connection. Both tools send it so that every
- * byte that comes back can be checked. Every 256 bytes run through all 256
- * values, NUL and 0xFF included. */
-#define PATTERN_SIZE 65536
+/* What connection c sends: byte i of its stream is pattern(c, i), so that
+ * every byte that comes back can be checked against what was sent. Both
+ * tools send it.
+ *
+ * The streams are windows on one sequence of PATTERN_PERIOD bytes (2^21)
+ * in which no 3 bytes in a row occur twice, counting round the end: its
+ * low 7 bits are a de Bruijn sequence, every 3-symbol string over 128
+ * symbols exactly once. Connection c starts at c * PATTERN_STRIDE, modulo
+ * the period; the stride is odd, so ids below 2^21 all start at different
+ * places. (loadgen's ids stay below 2^20; echo-client's are its -c.)
+ * Every byte value occurs, NUL and 0xFF included.
+ *
+ * What that catches, for connections c and d with ids below 2^21:
+ *   - bytes of d's that arrive on c at the place in the stream they left d
+ *     (a server that mixes up two clients' buffers): in every 3 bytes in
+ *     a row, one differs, so any 3 or more are caught;
+ *   - bytes that come back on their own connection at another place (lost,
+ *     repeated or reordered), 3 or more, unless they moved by a multiple of
+ *     the period.
+ * What it does not: 1 or 2 bytes out of place (only 256 values each); d's
+ * bytes from place j arriving on c at place i when j - i is exactly
+ * (c - d) * PATTERN_STRIDE modulo the period, where c's own stream has
+ * the same bytes; anything past 2^21 bytes that repeats the same
+ * bytes 2^21 earlier. */
+#define PATTERN_PERIOD (1u << 21)
+#define PATTERN_STRIDE 1296127u   /* about the period / 1.618, odd */
+#define PATTERN_SIZE 65536        /* pattern_at()'s bytes in a row */
 
 /* Byte i of connection c's stream. */
 unsigned char pattern(uint64_t c, uint64_t i);
 
 /* Where bytes i, i+1, ... of connection c's stream are: PATTERN_SIZE of
- * them in a row, to send from or compare with, without a byte-by-byte loop. */
+ * them in a row, to send from or compare with (memcmp), without a
+ * byte-by-byte loop. The first call builds the sequence (a few ms). */
 const unsigned char *pattern_at(uint64_t c, uint64_t i);
 
 /* Nanoseconds on a clock that only moves forward. */
