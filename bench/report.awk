@@ -286,7 +286,7 @@ function syscall_table(    m, j, k, n, list) {
     print ""
     print "Every system call the server's threads and processes entered (perf stat, event"
     print "raw_syscalls:sys_enter), counted from the start of the load to its end in a short run of its"
-    print "own, not the timed ones (the tracepoint slows each call), over the messages of that run."
+    print "own, so that no timed run has perf attached, over the messages of that run."
     print ""
 }
 
@@ -339,16 +339,16 @@ function load_table(    m, j, k, n, list, lc, closed) {
     if (k == 0) return
     print "## Latency under load (open loop)"
     print ""
-    print "| model | clients | offered, % of its peak | offered msgs/s | answered msgs/s | p50 (µs) | p99 (µs) | p99.9 (µs) | sent late | closed loop p99 at its peak (µs) |"
-    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    print "| model | clients | offered, % of its peak | offered msgs/s | p50 (µs) | p99 (µs) | p99.9 (µs) | sent late | closed loop p99 at its peak (µs) |"
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for (m = 1; m <= nmodels; m++)
         for (j = 1; j <= k; j++) {
             n = list[j]
             if (!has(models[m], "load", n, "p99_us")) continue
             lc = val(models[m], "load", n, "clients")
             closed = val(models[m], "echo64", lc, "p99_us")
-            printf "| %s | %s | %s%% | %s | %s | %s | %s | %s | %s | %s |\n", models[m], commas(lc), n,
-                commas(val(models[m], "load", n, "rate")), commas(val(models[m], "load", n, "msgs_per_s")),
+            printf "| %s | %s | %s%% | %s | %s | %s | %s | %s | %s |\n", models[m], commas(lc), n,
+                commas(val(models[m], "load", n, "rate")),
                 commas(val(models[m], "load", n, "p50_us")), commas(val(models[m], "load", n, "p99_us")),
                 commas(val(models[m], "load", n, "p999_us")), fmt(val(models[m], "load", n, "late_pct"), "%.1f%%"),
                 commas(closed)
