@@ -164,6 +164,10 @@ function limit(model, n,    se, ce, held, tried, nofile) {
     if (ce ~ /Cannot assign requested address/) return "source ports"
     if (ce ~ /connect: Connection timed out/ && se == "" && held < tried)
         return "accepting too slowly: connects timed out"
+    # The handshake completed on the client's side, but the server's queue
+    # of connections to accept was full: the server never had them.
+    if (ce ~ /: Connection reset by peer/ && se == "" && held < tried)
+        return "accepting too slowly: the queue overflowed, its connections were reset"
     if (held >= tried) return "none: the bench stopped there"
     return "see the errors"
 }
@@ -213,6 +217,9 @@ function echo_table(section, title,    m, j, k, n, list) {
     print ""
     print "Closed loop: each client sends a message, waits for its echo, and sends the next. Latency is"
     print "that round trip as the client sees it; MB/s counts the echoed bytes (10^6 a second)."
+    print "With one client, each message wakes the other side, and whether the scheduler has put the"
+    print "two on one CPU or on two changes the round trip several-fold, from run to run: the one-client"
+    print "rows vary most."
     ranges_note()
     print ""
 }

@@ -100,6 +100,7 @@ report() {
     [[ $output == *"| step2 | 10,000 | not measured: too few process ids left on this machine |"* ]]
     [[ $output == *"| step3 | 100 | held only 96 |"* ]]
     [[ $output == *"| step3 | 30,000 | 19,996 | 19,996 | open files per process | accept: Too many open files; pausing before the next try | connect: Connection timed out |"* ]]
+    [[ $output == *"| step2 | 30,670 | 29,755 | 29,755 | accepting too slowly: the queue overflowed, its connections were reset | nothing | check: Connection reset by peer |"* ]]
     [[ $output == *"| 1 | 1.50 | - |"* ]]
     [[ $output == *"| 100 | 1.82 | 0.48 |"* ]]
     # Below zero is noise; problems are listed.
@@ -192,5 +193,6 @@ report() {
     # for step4 and step3, with what stopped each.
     [ "$(grep -c 'fill-opacity' <<<"$output")" -eq 6 ]
     [[ $output == *">19,992 of 40,000: open files<"* ]]
+    [[ $output == *">29,755 of 30,670: accept queue overflowed<"* ]]
     [[ $output == *">poll-echo<"* ]]
 }
