@@ -374,6 +374,15 @@ perf_count() {
              END { exit !found }' "$1"
 }
 
+# listen_overflows: how many times, since boot and machine-wide, a
+# connection's handshake completed while the accept queue of its listening
+# socket was full, so that the kernel dropped it (TcpExt ListenOverflows
+# in /proc/net/netstat, a line of names, then one of values).
+listen_overflows() {
+    awk '$1 == "TcpExt:" { if (!names) { for (i = 2; i <= NF; i++) if ($i == "ListenOverflows") col = i; names = 1 }
+                           else if (col) print $col }' "$PROC/net/netstat"
+}
+
 # pid_room: process ids left, less 2,000 for everything else on the
 # machine. Every process and thread takes one, and running out of them
 # (kernel.pid_max) stops every program on the machine, this one included.

@@ -164,10 +164,10 @@ function limit(model, n,    se, ce, held, tried, nofile) {
     if (ce ~ /Cannot assign requested address/) return "source ports"
     if (ce ~ /connect: Connection timed out/ && se == "" && held < tried)
         return "accepting too slowly: connects timed out"
-    # The handshake completed on the client's side, but the server's queue
-    # of connections to accept was full: the server never had them.
-    if (ce ~ /: Connection reset by peer/ && se == "" && held < tried)
-        return "accepting too slowly: the queue overflowed, its connections were reset"
+    # Handshakes completed while the queue of connections waiting for
+    # accept() was full: the kernel dropped them, the client saw resets.
+    if (val(model, "most", n, "listen_overflows") + 0 > 0 && se == "" && held < tried)
+        return "accepting too slowly: its queue overflowed"
     if (held >= tried) return "none: the bench stopped there"
     return "see the errors"
 }
@@ -178,12 +178,13 @@ function most_table(    m, n, k, list) {
     n = list[1]
     print "## Connections held"
     print ""
-    print "| model | tried | held | echoed | what stopped it | the server said | the client saw |"
-    print "| --- | ---: | ---: | ---: | --- | --- | --- |"
+    print "| model | tried | held | echoed | accept queue overflows | what stopped it | the server said | the client saw |"
+    print "| --- | ---: | ---: | ---: | ---: | --- | --- | --- |"
     for (m = 1; m <= nmodels; m++) {
         if (!has(models[m], "most", n, "held")) continue
-        printf "| %s | %s | %s | %s | %s | %s | %s |\n", models[m], commas(val(models[m], "most", n, "tried")),
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", models[m], commas(val(models[m], "most", n, "tried")),
             commas(val(models[m], "most", n, "held")), commas(val(models[m], "most", n, "verified")),
+            commas(val(models[m], "most", n, "listen_overflows")),
             limit(models[m], n),
             val(models[m], "most", n, "server_error") == "" ? "nothing" : val(models[m], "most", n, "server_error"),
             val(models[m], "most", n, "client_error") == "" ? "no error" : val(models[m], "most", n, "client_error")
@@ -194,7 +195,10 @@ function most_table(    m, n, k, list) {
     print "(kernel.pid_max) for everything else. Held: client connections open in the server's processes"
     print "once the count stopped rising. Echoed: those that still echoed a message at the end; it can be"
     print "more than held, as the check closes connections and the server then accepts some of those"
-    print "still waiting in its queue. The client's failures, by error, are under Failures below."
+    print "still waiting in its queue. Accept queue overflows: handshakes that completed while the"
+    print "server's queue of connections waiting for accept() was full, dropped by the kernel"
+    print "(ListenOverflows in /proc/net/netstat, machine-wide). The client's failures, by error, are"
+    print "under Failures below."
     print ""
 }
 
