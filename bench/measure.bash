@@ -311,9 +311,11 @@ json_failures() {
         sed -E 's/^"(.*)":([0-9]+)$/\1 ×\2/' | paste -sd';' - | sed 's/;/; /g'
 }
 
-# why_no_perf: why perf cannot count the server's system calls here, or
-# nothing if it may. Counting a tracepoint in another process needs root
-# (CAP_PERFMON) or kernel.perf_event_paranoid at -1.
+# why_no_perf: why perf will not count the server's system calls here, or
+# nothing if it may. The bench counts them as root, or where
+# kernel.perf_event_paranoid is -1, which lets every user use (almost)
+# every event; at other levels an ordinary user's count of a kernel
+# tracepoint may be refused or come out as nothing.
 why_no_perf() {
     local paranoid
     if ! command -v perf >/dev/null; then
@@ -322,7 +324,7 @@ why_no_perf() {
     fi
     paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo unknown)
     if [ "$(id -u)" -ne 0 ] && [ "$paranoid" != -1 ]; then
-        echo "not root, and kernel.perf_event_paranoid is $paranoid (counting a tracepoint needs -1)"
+        echo "not root, and kernel.perf_event_paranoid is $paranoid, not -1"
     fi
 }
 
