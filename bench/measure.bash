@@ -376,10 +376,11 @@ perf_count() {
              END { exit !found }' "$1"
 }
 
-# listen_overflows: how many times, since boot and machine-wide, a
-# connection's handshake completed while the accept queue of its listening
-# socket was full, so that the kernel dropped it (TcpExt ListenOverflows
-# in /proc/net/netstat, a line of names, then one of values).
+# listen_overflows: how many times, since boot and machine-wide, the
+# kernel dropped the last packet of a client's handshake because the queue
+# of connections waiting for accept() on its listening socket was full
+# (TcpExt ListenOverflows in /proc/net/netstat, a line of names, then one
+# of values). The client sends it again, and may be let in later.
 listen_overflows() {
     awk '$1 == "TcpExt:" { if (!names) { for (i = 2; i <= NF; i++) if ($i == "ListenOverflows") col = i; names = 1 }
                            else if (col) print $col }' "$PROC/net/netstat"

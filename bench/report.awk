@@ -164,8 +164,8 @@ function limit(model, n,    se, ce, held, tried, nofile) {
     if (ce ~ /Cannot assign requested address/) return "source ports"
     if (ce ~ /connect: Connection timed out/ && se == "" && held < tried)
         return "accepting too slowly: connects timed out"
-    # Handshakes completed while the queue of connections waiting for
-    # accept() was full: the kernel dropped them, the client saw resets.
+    # The queue of connections waiting for accept() overflowed, and some
+    # clients gave up or were reset before the server took them.
     if (val(model, "most", n, "listen_overflows") + 0 > 0 && se == "" && held < tried)
         return "accepting too slowly: its queue overflowed"
     if (held >= tried) return "none: the bench stopped there"
@@ -195,10 +195,11 @@ function most_table(    m, n, k, list) {
     print "(kernel.pid_max) for everything else. Held: client connections open in the server's processes"
     print "once the count stopped rising. Echoed: those that still echoed a message at the end; it can be"
     print "more than held, as the check closes connections and the server then accepts some of those"
-    print "still waiting in its queue. Accept queue overflows: handshakes that completed while the"
-    print "server's queue of connections waiting for accept() was full, dropped by the kernel"
-    print "(ListenOverflows in /proc/net/netstat, machine-wide). The client's failures, by error, are"
-    print "under Failures below."
+    print "still waiting in its queue. Accept queue overflows: the times the kernel dropped the last"
+    print "packet of a client's handshake because the server's queue of connections waiting for"
+    print "accept() was full (ListenOverflows in /proc/net/netstat, machine-wide, over this test); the"
+    print "client sends it again, so one connection can count many times. The client's failures, by"
+    print "error, are under Failures below."
     print ""
 }
 
