@@ -195,7 +195,8 @@ function stopped_by(model,    se, ce, tried) {
     if (ce ~ /Cannot assign requested address/) return "source ports"
     if (held[model] >= tried) return "the bench's cap"
     if (ce ~ /Connection timed out/) return "connects timed out"
-    if (v[model, "most", most_n, "listen_overflows"] + 0 > 0) return "accept queue overflowed"
+    if (ce ~ /Connection reset by peer/) return "connections reset"
+    if (ce ~ /closed by the server/) return "the server closed the rest"
     return ce != "" ? ce : "see the report"
 }
 
