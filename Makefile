@@ -1,10 +1,11 @@
-# make            build every step and the tools
+# make            build every step, the tools and bench/poll-echo
 # make step4      build one step (step1 ... step4); each also builds alone: make -C step4-epoll
 # make test       run every step's tests; make test-step2 runs one step's
 # make sanitize   build every step with ASan and UBSan and run the tests against those builds
 # make mutate     put each bug of tests/mutations/ into a copy of the tree, and prove a test catches it
-# make bench      measure every step (and Node.js, if installed): bench/out/results.md
-# make bench-quick  the same, smaller, in about a minute
+# make bench      measure every step (and Node.js, if installed), about ten minutes:
+#                 bench/out/results.md, results.svg, results.tsv
+# make bench-quick  the same, smaller and single runs, in about a minute
 # make clean      remove what the build made
 
 STEPS = step1-blocking step2-fork step3-threads step4-epoll
@@ -17,7 +18,7 @@ BATS := npx --yes bats
 endif
 endif
 
-all: $(STEPS) tools
+all: $(STEPS) tools bench-programs
 
 step1: step1-blocking
 step2: step2-fork
@@ -26,6 +27,10 @@ step4: step4-epoll
 
 $(STEPS) tools:
 	$(MAKE) -C $@
+
+# What the bench runs besides the steps: bench/poll-echo.
+bench-programs:
+	$(MAKE) -C bench
 
 # Servers the tests need that are not part of the course.
 fixtures:
@@ -57,10 +62,10 @@ sanitize: tools fixtures need-bats
 mutate: need-bats
 	BATS="$(BATS)" tests/mutate
 
-bench: all
+bench: all fixtures
 	bench/run
 
-bench-quick: all
+bench-quick: all fixtures
 	bench/run --quick
 
 need-bats:
@@ -70,7 +75,7 @@ need-bats:
 	fi
 
 clean:
-	for dir in $(STEPS) tools tests/fixtures; do $(MAKE) -C $$dir clean; done
+	for dir in $(STEPS) tools bench tests/fixtures; do $(MAKE) -C $$dir clean; done
 
-.PHONY: all fixtures step1 step2 step3 step4 $(STEPS) tools test test-step1 test-step2 test-step3 \
+.PHONY: all fixtures step1 step2 step3 step4 $(STEPS) tools bench-programs test test-step1 test-step2 test-step3 \
 	test-step4 $(STEPS:%=test-%) sanitize mutate bench bench-quick need-bats clean

@@ -12,12 +12,15 @@ server_command() {
     step2) echo "$ROOT/step2-fork/server" ;;
     step3) echo "$ROOT/step3-threads/server" ;;
     step4) echo "$ROOT/step4-epoll/server" ;;
+    poll) echo "$ROOT/bench/poll-echo" ;;
+    stall) echo "$ROOT/tests/fixtures/slow-echo --stall-ms $STALL_MS" ;;
     node) echo "node $ROOT/bench/node-echo.js" ;;
     esac
 }
 
 # start_server MODEL: starts it on a port the kernel picks; sets SERVER_PID,
-# PORT and BASE_SOCKETS (the sockets it holds with no client).
+# PORT, BASE_SOCKETS (the sockets it holds with no client) and BASE_TASKS
+# (its threads and processes then).
 start_server() {
     local line
     rm -f "$TMP/server.out"
@@ -33,6 +36,7 @@ start_server() {
     PORT=${BASH_REMATCH[1]}
     BASE_SOCKETS=0
     BASE_SOCKETS=$(server_sockets)
+    BASE_TASKS=$(server_tasks)
 }
 
 stop_server() {
@@ -44,8 +48,10 @@ stop_server() {
     SERVER_PID=
 }
 
-# start_loadgen ARGS...: loadgen in the background; it holds its connections
-# until finish_loadgen closes its stdin.
+# start_loadgen ARGS...: loadgen in the background, its stdin and stdout
+# on pipes of ours: with --hold it holds its connections until stdin
+# closes; with --wait it starts when it reads a line (loadgen_go) and,
+# once done, waits again, connections open, until stdin closes.
 start_loadgen() {
     rm -f "$TMP/loadgen.in" "$TMP/loadgen.out"
     mkfifo "$TMP/loadgen.in" "$TMP/loadgen.out"
@@ -63,7 +69,23 @@ read_loadgen_line() {
     echo "$line"
 }
 
-# finish_loadgen: lets it check its connections, and prints its JSON line.
+# expect_loadgen WORD SECONDS: reads loadgen's lines until one starts with
+# WORD ("connected", "finished"); fails if none comes in time.
+expect_loadgen() {
+    local line deadline=$((SECONDS + $2))
+    while line=$(read_loadgen_line $((deadline > SECONDS ? deadline - SECONDS : 1))); do
+        [[ $line == "$1"* ]] && return 0
+    done
+    return 1
+}
+
+# loadgen_go: the line a loadgen started with --wait waits for.
+loadgen_go() {
+    echo go >&"$LOADGEN_IN"
+}
+
+# finish_loadgen: closes its stdin, so that it checks and closes its
+# connections, and prints its JSON line.
 finish_loadgen() {
     local line
     exec {LOADGEN_IN}>&-
@@ -128,17 +150,42 @@ tasks_running() {
     awk '{ split($4, n, "/"); print n[2] }' "$PROC/loadavg"
 }
 
-# CPU time used by the server, its live children and its reaped children.
-server_cpu_ticks() {
-    local pid total=0 fields
-    for pid in $(server_pids); do
-        read -r fields 2>/dev/null <"$PROC/$pid/stat" || continue
-        fields=${fields##*) }   # skip "pid (name) "
-        # shellcheck disable=SC2086
-        set -- $fields
-        total=$((total + ${12} + ${13} + ${14} + ${15}))
-    done
-    echo "$total"
+# server_counters: what the server has used so far, as one line
+# "CPU_NS TICKS VOLUNTARY INVOLUNTARY", from task_counters.
+server_counters() {
+    # shellcheck disable=SC2046
+    task_counters $(server_pids)
+}
+
+# task_counters PID...: what these processes have used so far, one line:
+#   CPU_NS       CPU time of every thread alive now, in nanoseconds (the
+#                first field of each /proc/PID/task/TID/schedstat);
+#   TICKS        CPU time of each process (/proc/PID/stat utime + stime,
+#                every thread, the exited ones too) and of its children
+#                that have exited and been reaped (cutime + cstime), in
+#                1/CLK_TCK s;
+#   VOLUNTARY    context switches of every thread alive now: it blocked
+#   INVOLUNTARY  (in recv(), epoll_wait()...), or the kernel took the CPU
+#                from it (voluntary_ctxt_switches and
+#                nonvoluntary_ctxt_switches in .../task/TID/status; the
+#                process's own status counts its first thread only).
+# CPU_NS is exact, but forgets a thread or a child once it exits; TICKS
+# counts those, to the tick. A file that vanished (a task that exited as
+# we read) is skipped: cat, not awk, opens them.
+task_counters() {
+    local pid
+    for pid in "$@"; do
+        printf '%s\n' "$PROC/$pid/stat" "$PROC/$pid/task/"*/schedstat "$PROC/$pid/task/"*/status
+    done | { xargs -r cat 2>/dev/null || true; } | awk '
+        /^[0-9]+ \(/ {
+            sub(/^.*\) /, "")   # "pid (name) ": the name may hold spaces
+            ticks += $12 + $13 + $14 + $15
+            next
+        }
+        /^[0-9]+ [0-9]+ [0-9]+$/ { ns += $1 }
+        /^voluntary_ctxt_switches:/ { vol += $2 }
+        /^nonvoluntary_ctxt_switches:/ { invol += $2 }
+        END { printf "%.0f %.0f %.0f %.0f\n", ns, ticks, vol, invol }'
 }
 
 # snapshot: "key KiB" lines, what the server and the kernel use right now.
@@ -147,7 +194,7 @@ snapshot() {
     pids=$(server_pids)
     # shellcheck disable=SC2086
     user_memory $(printf "$PROC/%s/smaps_rollup " $pids)
-    thread_stacks "$PROC/$SERVER_PID/smaps" "$(stack_kib)"
+    thread_stacks "$PROC/$SERVER_PID/smaps"
     # shellcheck disable=SC2086
     kernel_memory "$PROC/meminfo" "$PROC/loadavg" "$PROC/net/sockstat" \
         $(printf "$PROC/%s/status " $pids)
@@ -167,23 +214,31 @@ user_memory() {
         END { printf "rss %d\npss %d\n", rss, split_pss ? anon : pss }'
 }
 
-# The stack size glibc gives a new thread: ulimit -s, or 8 MiB when that
-# is unlimited.
-stack_kib() {
-    local kib
-    kib=$(ulimit -s)
-    [ "$kib" = unlimited ] && kib=8192
-    echo "$kib"
-}
-
-# thread_stacks SMAPS STACK_KIB: glibc gives each thread an anonymous
-# read-write mapping of the stack size, below a one-page guard mapping.
-# Its Size is reserved address space; its Rss is what the thread has
-# actually touched.
+# thread_stacks SMAPS [PAGE_KIB]: glibc makes a thread's stack with one
+# mmap(): the stack, read-write, and at its low end, where a stack that
+# grows down would overflow, a guard page with no access at all, so that
+# an overflow faults instead of writing over what lies below. In smaps
+# that is an anonymous ---p mapping of one page, and right above it, from
+# the very address where the guard ends, an anonymous rw-p mapping: the
+# stack, of whatever size (ulimit -s, or what the program asked for). Its
+# Size is reserved address space; its Rss is what the thread has actually
+# touched. A malloc arena of another thread looks alike but the other way
+# up: its rw-p part first, then the rest of its reservation as a large
+# ---p mapping above it, not a one-page one below.
 thread_stacks() {
-    awk -v want="$2" '
-        /^[0-9a-f]+-[0-9a-f]+ / { stack = ($2 == "rw-p" && NF == 5); next }
-        stack && /^Size:/ { if ($2 == want) { reserved += $2 } else { stack = 0 } }
+    awk -v page="${2:-$(($(getconf PAGESIZE) / 1024))}" '
+        /^[0-9a-f]+-[0-9a-f]+ / {
+            split($1, range, "-")
+            stack = ($2 == "rw-p" && NF == 5 && guard_end == range[1])
+            # This may be the guard of the next one: anonymous, no access.
+            guard_end = ""; maybe_guard = ($2 == "---p" && NF == 5)
+            end = range[2]
+            next
+        }
+        /^Size:/ {
+            if (maybe_guard && $2 == page) guard_end = end
+            if (stack) reserved += $2
+        }
         stack && /^Rss:/ { resident += $2 }
         END { printf "stack_reserved %d\nstack_resident %d\n", reserved, resident }' "$1"
 }
@@ -211,6 +266,34 @@ kernel_memory() {
     awk -v page="$page_kib" '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print "socket_buffers", $(i + 1) * page }' "$sockstat"
 }
 
+# record MODEL SECTION N KEY VALUE: one measurement, one line of $TSV.
+record() {
+    printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$TSV"
+}
+
+# summarise MODEL SECTION N RUN-FILE...: records each figure of the runs
+# (files of "key value" lines) as its median over them, with the lowest
+# and highest beside it (KEY_low, KEY_high) when there is more than one
+# run: on a shared machine one run can be off by a third. Failures are
+# listed by run.
+summarise() {
+    local model=$1 section=$2 n=$3 key values failures
+    shift 3
+    for key in $(cut -f1 "$1"); do
+        [ "$key" = failures ] && continue
+        values=$(awk -F'\t' -v k="$key" '$1 == k && $2 != "" { print $2 }' "$@" | sort -g)
+        [ -n "$values" ] || continue
+        record "$model" "$section" "$n" "$key" "$(awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }' <<<"$values")"
+        if [ "$#" -gt 1 ]; then
+            record "$model" "$section" "$n" "${key}_low" "$(head -n 1 <<<"$values")"
+            record "$model" "$section" "$n" "${key}_high" "$(tail -n 1 <<<"$values")"
+        fi
+    done
+    failures=$(awk -F'\t' '$1 == "failures" && $2 != "" {
+        run = FILENAME; sub(/.*\./, "", run); printf "%srun %s: %s", sep, run, $2; sep = "; " }' "$@")
+    [ -z "$failures" ] || record "$model" "$section" "$n" failures "$failures"
+}
+
 # lookup SNAPSHOT KEY: the value of KEY in a snapshot.
 lookup() {
     awk -v k="$2" '$1 == k { print $2 }' <<<"$1"
@@ -219,6 +302,95 @@ lookup() {
 # json_field KEY: KEY's value in the JSON line on stdin (strings unquoted).
 json_field() {
     sed -nE "s/.*\"$1\":(\"([^\"]*)\"|([^,}]*)).*/\\2\\3/p"
+}
+
+# json_failures: loadgen's "failures" object, {"STEP: reason":COUNT,...},
+# as "STEP: reason ×COUNT; ..." (nothing when there were none).
+json_failures() {
+    sed -nE 's/.*"failures":\{(.*)\}\}$/\1/p' | { grep -oE '"[^"]*":[0-9]+' || true; } |
+        sed -E 's/^"(.*)":([0-9]+)$/\1 ×\2/' | paste -sd';' - | sed 's/;/; /g'
+}
+
+# why_no_perf: why perf will not count the server's system calls here, or
+# nothing if it may. The bench counts them as root, or where
+# kernel.perf_event_paranoid is -1, which lets every user use (almost)
+# every event; at other levels an ordinary user's count of a kernel
+# tracepoint may be refused or come out as nothing.
+why_no_perf() {
+    local paranoid
+    if ! command -v perf >/dev/null; then
+        echo "perf is not installed"
+        return
+    fi
+    paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo unknown)
+    if [ "$(id -u)" -ne 0 ] && [ "$paranoid" != -1 ]; then
+        echo "not root, and kernel.perf_event_paranoid is $paranoid, not -1"
+    fi
+}
+
+# start_perf PID...: perf stat counting every system call these processes
+# (all their threads) enter, with counting off until perf_control enable.
+# perf reads its commands from one FIFO and answers "ack" on another once
+# it has carried one out: an exact signal that it is attached and counting,
+# where a sleep would be a guess. Fails if perf does not answer.
+start_perf() {
+    local pids
+    pids=$(printf '%s,' "$@")
+    rm -f "$TMP/perf.ctl" "$TMP/perf.ack" "$TMP/perf.out"
+    mkfifo "$TMP/perf.ctl" "$TMP/perf.ack"
+    exec {PERF_CTL}<>"$TMP/perf.ctl" {PERF_ACK}<>"$TMP/perf.ack"
+    perf stat -D -1 --control "fifo:$TMP/perf.ctl,$TMP/perf.ack" -e raw_syscalls:sys_enter \
+        -x, -p "${pids%,}" -o "$TMP/perf.out" 2>"$TMP/perf.err" &
+    PERF_PID=$!
+    perf_control enable
+}
+
+# perf_control enable|disable: returns once perf has said "ack", or fails
+# if it ends, or has not answered in 60 s (attaching to a thousand
+# processes takes a while).
+perf_control() {
+    local reply tries=60
+    echo "$1" >&"$PERF_CTL"
+    until read -r -t 1 reply <&"$PERF_ACK"; do
+        tries=$((tries - 1))
+        [ "$tries" -gt 0 ] && kill -0 "$PERF_PID" 2>/dev/null || return 1
+    done
+    [ "$reply" = ack ]
+}
+
+# stop_perf: counting off, then perf ends (on SIGINT) and writes its count.
+stop_perf() {
+    perf_control disable || true
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" || true
+    exec {PERF_CTL}>&- {PERF_ACK}>&-
+}
+
+# perf_count FILE: the count in what `perf stat -x,` wrote: one line per
+# event, "COUNT,UNIT,EVENT,RUN TIME,PERCENT,...". Its other lines ("# started
+# on ...", "Events enabled" and "Events disabled" from --control) are not
+# counts. Fails where the event was not counted ("<not counted>",
+# "<not supported>").
+perf_count() {
+    awk -F, '$3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ { print $1; found = 1 }
+             END { exit !found }' "$1"
+}
+
+# listen_overflows: how many times, since boot and machine-wide, the
+# kernel dropped the last packet of a client's handshake because the queue
+# of connections waiting for accept() on its listening socket was full
+# (TcpExt ListenOverflows in /proc/net/netstat, a line of names, then one
+# of values). The client sends it again, and may be let in later.
+listen_overflows() {
+    awk '$1 == "TcpExt:" { if (!names) { for (i = 2; i <= NF; i++) if ($i == "ListenOverflows") col = i; names = 1 }
+                           else if (col) print $col }' "$PROC/net/netstat"
+}
+
+# pid_room: process ids left, less 2,000 for everything else on the
+# machine. Every process and thread takes one, and running out of them
+# (kernel.pid_max) stops every program on the machine, this one included.
+pid_room() {
+    echo $(($(cat /proc/sys/kernel/pid_max) - $(tasks_running) - 2000))
 }
 
 # The first thing the server said went wrong, without its "name[id]: ".
@@ -243,5 +415,7 @@ describe_machine() {
         "net.core.somaxconn" "$(cat /proc/sys/net/core/somaxconn)" \
         "ephemeral ports" "$(tr '\t' '-' </proc/sys/net/ipv4/ip_local_port_range)" \
         node "$(node --version 2>/dev/null || echo 'not installed')" \
+        perf "$(perf --version 2>/dev/null || echo 'not installed')" \
+        "kernel.perf_event_paranoid" "$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo unknown)" \
         date "$(date -u +%Y-%m-%d)"
 }
