@@ -95,14 +95,15 @@ needs_port_range() {
 @test "loadgen: opens more connections than one source address allows" {
     needs_port_range
     start_server
-    run "$LOADGEN" -p "$PORT" -c 300 --ports 40000-40099 -d 0.2
+    run "$LOADGEN" -p "$PORT" -c 300 --ports 40000-40199 -d 0.2
     [ "$status" -eq 0 ]
     [[ ${lines[0]} == "connections: 300 opened, 0 failed to connect, 300 echoed at the end" ]]
-    # They came from 127.0.0.1 to 127.0.0.4 (90 ports of each used at most).
+    # They came from 127.0.0.1 to 127.0.0.4: loadgen uses at most 45% of
+    # each address's ports, 90 of these 200.
     wait_until 5 '[ "$(grep -c disconnected "$SERVER_LOG")" -eq 300 ]'
     local source
     for source in 127.0.0.1 127.0.0.2 127.0.0.3 127.0.0.4; do
-        [ "$(grep -c "client $source:400[0-9][0-9] connected" "$SERVER_LOG")" -eq 75 ]
+        [ "$(grep -c "client $source:40[01][0-9][0-9] connected" "$SERVER_LOG")" -eq 75 ]
     done
 }
 
@@ -207,35 +208,81 @@ kill_loadgen_and_see_workers_end() {
     [ "$(field verified)" -eq 10 ]
 }
 
+# At one message in 317 years, message 0 is due at the start and the next
+# long after the window: one message in all. (Message 1's time is more
+# nanoseconds than an int64_t holds; converted as it is, it would come out
+# anywhere, in the past too.)
+@test "loadgen: a rate too slow for a second message sends one" {
+    start_server -q
+    run_loadgen -c 3 --rate 0.0000000001 --warmup 0 -d 0.3 --json
+    echo "$JSON"
+    [ "$status" -eq 0 ]
+    [ "$(field messages)" -eq 1 ] && [ "$(field all_messages)" -eq 1 ]
+    [ "$(field verified)" -eq 3 ]
+}
+
+# slow-echo --delay-ms 6000 echoes each message 6 s after it came, and the
+# drain waits 5 s after the window: what is still out then is a failure of
+# its connection, counted, and no message of it is.
+@test "loadgen: a message still out 5 s after the window fails its connection" {
+    SERVER=$FIXTURES/slow-echo
+    start_server -q --delay-ms 6000
+    run_loadgen -c 2 --warmup 0 -d 0.2 --json
+    echo "$JSON"
+    [ "$status" -eq 1 ]
+    [ "$(field opened)" -eq 2 ] && [ "$(field verified)" -eq 0 ] && [ "$(field broken)" -eq 2 ]
+    [ "$(field messages)" -eq 0 ] && [ "$(field all_messages)" -eq 0 ]
+    [ "$(field first_failure)" = "echo: Connection timed out" ]
+    [[ $JSON =~ \"failures\":\{\"echo:\ Connection\ timed\ out\":2\}\}$ ]]
+}
+
+# A worker killed while loadgen waits to start: the write of "go" to it
+# finds nobody reading (EPIPE), and loadgen must say so and fail, not die
+# of SIGPIPE without a word.
+@test "loadgen: a worker that died is reported" {
+    start_server -q
+    spawn loadgen "$LOADGEN" -p "$PORT" -c 2 --warmup 0 -d 0.2 --wait --json
+    expect loadgen '^connected 2$'
+    local worker status=0
+    worker=$(workers_of_loadgen)
+    kill -KILL "$worker"
+    wait_until 10 'exited "$worker"'
+    echo >&"${IN_FDS[loadgen]}"  # go
+    finish loadgen || status=$?
+    [ "$status" -eq 1 ]
+    grep -qx 'loadgen: a worker died' "$BATS_TEST_TMPDIR/loadgen.err"
+}
+
 # slow-echo --delay-ms 20 sends each byte back 20 ms after it arrived. The
 # closed loop waits for each echo, so its p50 is the delay. The open loop
 # sends every 10 ms on each connection whatever the echoes do, so two are
 # always in flight on each: the schedule is kept, and the p50 is the delay
-# too.
+# too. (No latency can be below the delay, less the histogram's 1%; above
+# it, a busy machine adds the time each process waits for a CPU: a few ms
+# with a load average of 30. A loop that waited for each echo would fall
+# 10 ms further behind with every message, its p50 hundreds of ms.)
 @test "loadgen: the p50 it reports is the delay a slow server adds, closed loop and open" {
     SERVER=$FIXTURES/slow-echo
     start_server -q --delay-ms 20
     run_loadgen -c 10 --warmup 0.2 -d 0.5 --json
     [ "$status" -eq 0 ]
     echo "closed loop: p50 $(field p50_us) us"
-    holds "$(field p50_us) >= 19800 && $(field p50_us) <= 25000"
+    holds "$(field p50_us) >= 19800 && $(field p50_us) <= 35000"
     run_loadgen -c 10 --rate 1000 --warmup 0.2 -d 1 --json
     [ "$status" -eq 0 ]
     echo "open loop: p50 $(field p50_us) us, $(field late_pct)% late"
-    holds "$(field p50_us) >= 19800 && $(field p50_us) <= 25000"
+    holds "$(field p50_us) >= 19800 && $(field p50_us) <= 35000"
     [ "$(field messages)" -eq 1000 ]
-    # A loop that waited for each echo would fall 10 ms further behind
-    # with every message; a few late ones are a busy machine's.
-    holds "$(field late_pct) < 50"
 }
 
 # slow-echo --stall-ms 200 sends nothing back for 200 ms once a second. The
-# closed loop stops sending while it waits, so the stall delays one message
-# per connection, a few of thousands, and p99 hardly moves. The open loop
-# goes on sending, so a fifth of its messages wait, up to 200 ms, and p99
-# shows it. (A loop that let each connection wait for its echo, and timed
-# messages from when they went, would delay one in 200 at 2,000 a second:
-# p99 would hide the stall as the closed loop's does.)
+# open loop goes on sending, so a fifth of its messages wait, up to 200 ms,
+# and p99 shows it. The closed loop stops sending while it waits, so the
+# stall delays one message on each of its 2 connections, 2 to 4 of a
+# thousand or more, and p99 stays well below the stall (how far below
+# depends on how busy the machine is). (A loop that let each connection wait for its
+# echo, and timed messages from when they went, would delay one in 200 at
+# 2,000 a second: p99 would hide the stall as the closed loop's does.)
 @test "loadgen: against a server that stalls, the open-loop p99 shows it, the closed-loop p99 hides it" {
     SERVER=$FIXTURES/slow-echo
     start_server -q --stall-ms 200
@@ -243,25 +290,38 @@ kill_loadgen_and_see_workers_end() {
     run_loadgen -c 10 --rate 2000 --warmup 0.5 -d 1 --json
     [ "$status" -eq 0 ]
     open_p99=$(field p99_us)
-    run_loadgen -c 10 --warmup 0.5 -d 1 --json
+    run_loadgen -c 2 --warmup 0.5 -d 1 --json
     [ "$status" -eq 0 ]
     closed_p99=$(field p99_us) closed_max=$(field max_us)
-    echo "open loop: p99 $open_p99 us; closed loop: p99 $closed_p99 us, max $closed_max us"
+    echo "open loop: p99 $open_p99 us; closed loop: p99 $closed_p99 us, max $closed_max us," \
+        "$(field messages) messages"
     holds "$open_p99 >= 100000"
-    holds "$closed_p99 < 20000"
+    holds "$closed_p99 < 100000"
+}
+
+# How often process $1 has given up the CPU to wait in a system call
+# (voluntary_ctxt_switches, man 5 proc).
+sleeps_of() {
+    awk '/^voluntary_ctxt_switches:/ { print $2 }' "/proc/$1/status"
 }
 
 # SIGSTOP holds loadgen's one worker back for 300 ms: the messages due
 # meanwhile go late, and their latency must count from when they were due.
-# (The sleep is the stimulus, not a wait for anything.)
+# The stop must come once the schedule has started: before "go", the worker
+# sleeps in read() on its pipe, once; after, it sleeps in epoll_pwait2()
+# between messages, a thousand times a second. (The sleep is the stimulus,
+# not a wait for anything.)
 @test "loadgen: a client held back reports its lateness, and the latency includes it" {
     start_server -q
-    spawn loadgen "$LOADGEN" -p "$PORT" -c 10 --rate 1000 --warmup 0 -d 1.5 --wait --json
+    spawn loadgen "$LOADGEN" -p "$PORT" -c 10 --rate 1000 --warmup 0 -d 2 --wait --json
     expect loadgen '^connected 10$'
-    local worker
+    local worker sleeps
     worker=$(workers_of_loadgen)
+    sleeps=$(sleeps_of "$worker")
     echo >&"${IN_FDS[loadgen]}"  # go
+    wait_until 10 '[ "$(sleeps_of "$worker")" -ge $((sleeps + 20)) ]'
     kill -STOP "$worker"
+    wait_until 10 '[ "$(process_state "$worker")" = T ]'
     sleep 0.3
     kill -CONT "$worker"
     expect loadgen '^finished$' 20
@@ -339,7 +399,7 @@ kill_loadgen_and_see_workers_end() {
 @test "loadgen: failures are counted by step and errno, every one" {
     start_server -q
     status=0
-    JSON=$(prlimit --nofile=100 "$LOADGEN" -p "$PORT" -c 150 -w 1 --warmup 0 -d 0.2 --json) || status=$?
+    JSON=$(timeout 60 prlimit --nofile=100 "$LOADGEN" -p "$PORT" -c 150 -w 1 --warmup 0 -d 0.2 --json) || status=$?
     [ "$status" -eq 1 ]
     local failed
     failed=$(field failed)
@@ -351,10 +411,12 @@ kill_loadgen_and_see_workers_end() {
 
 # The worker's CPU time from /proc, read while it runs, brackets what it
 # reports (getrusage from the start to the end of the drain): the worker
-# uses next to none before the start or while it waits for stdin.
+# uses next to none before the start or while it waits for stdin. Most of
+# it is system time (send() and recv()): user time alone, a tenth of it
+# here, would fall below the bracket once there are a few ticks of it.
 @test "loadgen: reports the CPU time its worker used, user and system" {
     start_server -q
-    spawn loadgen "$LOADGEN" -p "$PORT" -c 20 --warmup 0 -d 1 --wait --json
+    spawn loadgen "$LOADGEN" -p "$PORT" -c 20 --warmup 0 -d 2 --wait --json
     expect loadgen '^connected 20$'
     local worker before after hz
     worker=$(workers_of_loadgen)
@@ -369,7 +431,7 @@ kill_loadgen_and_see_workers_end() {
     local proc_us=$(((after - before) * 1000000 / hz)) tick_us=$((1000000 / hz))
     echo "reported $(field client_cpu_us) us, /proc says $proc_us us (ticks of $tick_us us)"
     holds "$(field client_cpu_us) >= $proc_us - 2 * $tick_us && $(field client_cpu_us) <= $proc_us + 2 * $tick_us"
-    holds "$proc_us > 20 * $tick_us"
+    holds "$proc_us > 5 * $tick_us"
     holds "$(field client_cpu_us_per_msg) * $(field all_messages) >= 0.99 * $(field client_cpu_us)"
     holds "$(field client_cpu_us_per_msg) * $(field all_messages) <= 1.01 * $(field client_cpu_us)"
 }

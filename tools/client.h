@@ -21,7 +21,8 @@ noreturn void bad_usage(const char *what, const char *value);
  * symbols exactly once. Connection c starts at c * PATTERN_STRIDE, modulo
  * the period; the stride is odd, so ids below 2^21 all start at different
  * places. (loadgen's ids stay below 2^20; echo-client numbers its
- * connections from 0 to its -c, at most 1,000,000.)
+ * connections 0, 1, ... up to its -c less one, and -c is at most
+ * 1,000,000.)
  * Every byte value occurs, NUL and 0xFF included.
  *
  * What that catches, for connections c and d with ids below 2^21:

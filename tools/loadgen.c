@@ -22,16 +22,19 @@
  * so it must cost little per message, and say what it cost. One worker
  * process runs one epoll loop over every connection: per message, one
  * send() and one recv(), and a share of an epoll_wait() that reports many
- * sockets at once; no allocation, no other system call. Only connections
- * beyond what one process may hold (RLIMIT_NOFILE) go to more workers, and
- * connections beyond what one source address has ports for (about 28k in the
- * ephemeral range) leave from 127.0.0.2, 127.0.0.3, ... (all of 127.0.0.0/8
- * is loopback). The workers report to the parent through a pipe; the parent
- * adds the reports up. If the parent dies, the kernel kills the workers
- * too: no load goes on after loadgen has ended, however it ends.
+ * sockets at once; no allocation, no other system call. (The open loop
+ * must also wake when each message is due: at 5,000 messages a second on
+ * 10 connections, it made 1.5 epoll_pwait2() calls a message.) Only
+ * connections beyond what one process may hold (RLIMIT_NOFILE) go to more
+ * workers, and connections beyond what one source address can open quickly
+ * (see choose_spread: about 12,700 with the usual ephemeral ports) leave
+ * from 127.0.0.2, 127.0.0.3, ... (all of 127.0.0.0/8 is loopback). The
+ * workers report to the parent through a pipe; the parent adds the reports
+ * up (result.c prints them). If the parent dies, the kernel kills the
+ * workers too: no load goes on after loadgen has ended, however it ends.
  */
 #include "client.h"
-#include "histogram.h"
+#include "result.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,8 +76,6 @@
 #define IP_LOCAL_PORT_RANGE 51    /* Linux 6.3; older C headers lack the name */
 #endif
 
-enum mode { ECHO, HOLD, CHURN };
-
 struct config {
     const char *address;
     const char *port;
@@ -93,32 +94,6 @@ struct config {
     int timeout;        /* seconds before giving up on connecting */
     bool json;
     bool wait;          /* --wait: stop for stdin before the start and the close */
-};
-
-/* The steps a connection can fail at, as the report names them. */
-enum step { STEP_SOCKET, STEP_BIND, STEP_SETSOCKOPT, STEP_CONNECT, STEP_SEND, STEP_ECHO,
-            STEP_CHECK, STEPS };
-static const char *const step_names[STEPS] = { "socket", "bind", "setsockopt", "connect",
-                                               "send", "echo", "check" };
-
-/* Why it failed: 0 is "closed by the server", 1 to REASONS - 2 the errno
- * of that number, and REASONS - 1 any larger errno (Linux has none). */
-#define REASONS 256
-#define CLOSED_BY_SERVER 0
-
-/* What a worker reports, and the parent adds up. */
-struct result {
-    uint64_t opened, failed, verified;
-    uint64_t messages;        /* counted: started inside the window */
-    uint64_t all_messages;    /* every one that came back */
-    uint64_t bytes, byte_errors;
-    uint64_t late;            /* counted open-loop messages handed to send() late */
-    uint64_t max_lag_ns;      /* the latest of them */
-    uint64_t cpu_us;          /* the worker's own, from go to the end of the drain */
-    int64_t first_failure_ns; /* when the first failure was seen; 0 if none */
-    int first_step, first_reason;
-    uint64_t failures[STEPS][REASONS];
-    struct histogram latency;
 };
 
 /* Messages on the worker-to-parent pipe. */
@@ -217,6 +192,12 @@ static void parse_port_range(const char *s)
     cfg.port_range_given = true;
 }
 
+static void close_or_fail(int fd)
+{
+    if (close(fd) < 0)
+        fail("close: %s", strerror(errno));
+}
+
 /* One source address can make one connection to the server per local
  * port: the kernel's ephemeral range, or --ports. */
 static void read_port_range(void)
@@ -231,13 +212,14 @@ static void read_port_range(void)
             fail("socket: %s", strerror(errno));
         if (setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range) < 0)
             fail("--ports needs Linux 6.3 or later (IP_LOCAL_PORT_RANGE): %s", strerror(errno));
-        close(fd);
+        close_or_fail(fd);
         return;
     }
     f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
     if (f == NULL || fscanf(f, "%d %d", &cfg.port_lo, &cfg.port_hi) != 2)
         fail("cannot read /proc/sys/net/ipv4/ip_local_port_range");
-    fclose(f);
+    if (fclose(f) == EOF)
+        fail("fclose: %s", strerror(errno));
 }
 
 static void not_together(bool both, const char *options)
@@ -332,12 +314,16 @@ static void parse_args(int argc, char **argv)
  * cores, against step 4, -w 2 echoes fewer messages a second than -w 1);
  * more only if the connections, idle ones too, need more descriptors than
  * one process may have: then as few as hold them, each keeping FD_SPARE
- * for itself. And enough source addresses for the ports, leaving a tenth
- * of each address's ports spare. */
+ * for itself. And enough source addresses for the ports, using at most
+ * 45% of each address's. connect() tries the even ports first (for 3,000
+ * connections from one address, `ss -tn` shows only even ones), so once
+ * half the range is taken, each connect() searches every even port before
+ * it takes an odd one: 19,000 connections from one address took 9 s to
+ * open on the course's machine, from two, 2 s. */
 static void choose_spread(void)
 {
     long total = cfg.connections + cfg.idle;
-    long per_worker = MAX_CONNECTIONS, per_source = (cfg.port_hi - cfg.port_lo + 1) * 9L / 10;
+    long per_worker = MAX_CONNECTIONS, per_source = (cfg.port_hi - cfg.port_lo + 1) * 45L / 100;
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -393,16 +379,11 @@ struct window {
     int64_t go, start, end, drain_end;
 };
 
+/* Counts the failure (err is an errno, or CLOSED_BY_SERVER) and closes the
+ * connection. */
 static void note_failure(struct worker *w, struct conn *c, enum step step, int err)
 {
-    int reason = err == CLOSED_BY_SERVER ? 0 : err > 0 && err < REASONS - 1 ? err : REASONS - 1;
-
-    if (w->res.first_failure_ns == 0) {
-        w->res.first_failure_ns = now_ns();
-        w->res.first_step = step;
-        w->res.first_reason = reason;
-    }
-    w->res.failures[step][reason]++;
+    result_failure(&w->res, step, err, now_ns());
     if (c->state == CONNECTING)
         w->res.failed++;
     if (c->state == RUNNING)
@@ -416,7 +397,9 @@ static void note_failure(struct worker *w, struct conn *c, enum step step, int e
     c->events = UNWATCHED;
 }
 
-static void write_all(int fd, const void *buf, size_t len)
+/* Writes all of buf to a pipe. EPIPE means the process at the other end
+ * has died (SIGPIPE is ignored: see main); `gone` says which. */
+static void write_all(int fd, const void *buf, size_t len, const char *gone)
 {
     const char *p = buf;
 
@@ -426,6 +409,8 @@ static void write_all(int fd, const void *buf, size_t len)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EPIPE)
+                fail("%s", gone);
             fail("write to pipe: %s", strerror(errno));
         }
         p += n;
@@ -437,7 +422,7 @@ static void report(struct worker *w, enum report what, uint64_t value)
 {
     uint64_t msg[2] = { what, value };
 
-    write_all(w->report_fd, msg, sizeof msg);
+    write_all(w->report_fd, msg, sizeof msg, "the parent has died");
 }
 
 static void watch(struct worker *w, struct conn *c, uint32_t events)
@@ -565,10 +550,13 @@ static bool connect_timed_out(struct worker *w, struct conn *c, int64_t now)
 }
 
 /* Opens every connection, CONNECTING_AT_ONCE at a time, and leaves each
- * IDLE and out of the epoll set. */
+ * IDLE and out of the epoll set. They start in order, so the one that
+ * started first of those still connecting is the first to time out:
+ * `oldest` moves past the rest, and the check for time-outs looks at only
+ * as many as have timed out, not at all of them every time round. */
 static void connect_all(struct worker *w)
 {
-    size_t next = 0, pending = 0, last_report = 0, timeouts_in_a_row = 0;
+    size_t next = 0, pending = 0, oldest = 0, last_report = 0, timeouts_in_a_row = 0;
     struct epoll_event events[EVENTS];
 
     while (next < w->count || pending > 0) {
@@ -592,11 +580,13 @@ static void connect_all(struct worker *w)
                 timeouts_in_a_row = 0;
             }
         }
-        for (size_t i = 0; i < next && pending > 0; i++) {
-            if (connect_timed_out(w, &w->conns[i], now_ns())) {
-                pending--;
-                timeouts_in_a_row++;
-            }
+        for (int64_t now = now_ns(); oldest < next; oldest++) {
+            if (w->conns[oldest].state != CONNECTING)
+                continue;
+            if (!connect_timed_out(w, &w->conns[oldest], now))
+                break;
+            pending--;
+            timeouts_in_a_row++;
         }
         /* A full batch timed out with none getting through: the server
          * takes no more. Give up on the rest instead of waiting for each. */
@@ -785,10 +775,18 @@ static void closed_loop(struct worker *w, const struct window *win)
 
 /* ---- open loop ---- */
 
-/* When message m (of all the workers') should go: go + m / rate. */
+/* When message m (of all the workers') should go: go + m / rate. At a slow
+ * rate, m / rate can be more nanoseconds than an int64_t holds (at one
+ * message in 10,000 s, message 999,999 is due 10^19 ns after go), and
+ * converting such a double is undefined behaviour: a time past 10^18 ns
+ * (31 years, long after any window) is kept there. */
+#define FAR_FUTURE_NS 1e18
+
 static int64_t due(const struct window *win, uint64_t m)
 {
-    return win->go + (int64_t)((double)m * NS_PER_S / cfg.rate);
+    double after = (double)m * NS_PER_S / cfg.rate;
+
+    return win->go + (int64_t)(after < FAR_FUTURE_NS ? after : FAR_FUTURE_NS);
 }
 
 /* Hands the message due at `when` to its connection, now. How late that
@@ -829,6 +827,14 @@ static void finish_open(struct worker *w, struct conn *c, const struct window *w
     }
 }
 
+/* glibc has declared epoll_pwait2() since version 2.35; with an older one,
+ * or another C library, the open loop uses epoll_wait() alone. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+#define HAVE_EPOLL_PWAIT2 1
+#else
+#define HAVE_EPOLL_PWAIT2 0
+#endif
+
 /* Waits for events until `until` at the latest. epoll_wait() takes its
  * timeout in milliseconds, and at 10,000 messages a second they are 100 us
  * apart: rounded down to 0 the loop would spin, burning the CPU it is
@@ -836,31 +842,37 @@ static void finish_open(struct worker *w, struct conn *c, const struct window *w
  * epoll_pwait2() (Linux 5.11) takes a timespec, to the nanosecond. (The
  * kernel may still wake us a little late: by the timer slack, 50 us
  * unless changed, man 2 prctl PR_SET_TIMERSLACK, and by however long the
- * CPU takes to get to us, which is what lateness measures.) Where it
- * fails with ENOSYS (a kernel before 5.11, or valgrind), epoll_wait() is
- * used with the wait rounded up to a whole ms, and messages may go up to a
- * ms late. */
+ * CPU takes to get to us, which is what lateness measures.) Where the C
+ * library lacks it, or the kernel does (ENOSYS), or a seccomp filter
+ * refuses it (EPERM, which the call itself never returns: man 2 seccomp,
+ * SECCOMP_RET_ERRNO), epoll_wait() is used with the wait rounded up to a
+ * whole ms, and messages may go up to a ms late. */
 static int wait_until_due(struct worker *w, struct epoll_event *events, int64_t until)
 {
-    static bool no_pwait2;
+    static bool no_pwait2 = !HAVE_EPOLL_PWAIT2;
     int64_t left = until - now_ns();
-    struct timespec ts;
     int n = -1;
 
     if (left < 0)
         left = 0;
     if (left > NS_PER_S / 10)
         left = NS_PER_S / 10;
-    ts.tv_sec = (time_t)(left / NS_PER_S);
-    ts.tv_nsec = (long)(left % NS_PER_S);
+#if HAVE_EPOLL_PWAIT2
     if (!no_pwait2) {
+        struct timespec ts = { .tv_sec = (time_t)(left / NS_PER_S),
+                               .tv_nsec = (long)(left % NS_PER_S) };
+
         n = epoll_pwait2(w->epoll_fd, events, EVENTS, &ts, NULL);
-        no_pwait2 = n < 0 && errno == ENOSYS;
+        if (n < 0 && errno != EINTR && errno != ENOSYS && errno != EPERM)
+            fail("epoll_pwait2: %s", strerror(errno));
+        no_pwait2 = n < 0 && errno != EINTR;
     }
-    if (no_pwait2)
+#endif
+    if (no_pwait2) {
         n = epoll_wait(w->epoll_fd, events, EVENTS, (int)((left + 999999) / 1000000));
-    if (n < 0 && errno != EINTR)
-        fail("epoll_pwait2: %s", strerror(errno));
+        if (n < 0 && errno != EINTR)
+            fail("epoll_wait: %s", strerror(errno));
+    }
     return n < 0 ? 0 : n;
 }
 
@@ -1012,15 +1024,16 @@ static void churn_loop(struct worker *w, const struct window *win)
             if ((c->state == FINISHED || c->state == BROKEN) && !start_cycle(w, c, win))
                 active--;
         }
-        if (now_ns() < next_scan)
+        now = now_ns();
+        if (now < next_scan)
             continue;
         for (size_t i = 0; i < w->echo_count; i++) {
             struct conn *c = &w->conns[i];
 
-            if (connect_timed_out(w, c, now_ns()) && !start_cycle(w, c, win))
+            if (connect_timed_out(w, c, now) && !start_cycle(w, c, win))
                 active--;
         }
-        next_scan = now_ns() + NS_PER_S / 10;
+        next_scan = now + NS_PER_S / 10;
     }
     for (size_t i = 0; i < w->echo_count; i++) {
         struct conn *c = &w->conns[i];
@@ -1153,7 +1166,7 @@ static void run_worker(struct worker *w)
     if (cfg.mode != HOLD)
         check_idle(w);
     report(w, DONE, 0);
-    write_all(w->report_fd, &w->res, sizeof w->res);
+    write_all(w->report_fd, &w->res, sizeof w->res, "the parent has died");
     /* Every connection stays open until the parent says "c". */
     read_from_parent(w, &word, 1);
     for (size_t i = 0; i < w->count; i++)
@@ -1241,11 +1254,11 @@ static void start_workers(int64_t deadline)
             /* The other workers' pipes are the parent's alone: a copy here
              * would keep them open after the parent has died. */
             for (int j = 0; j < k; j++) {
-                close(children[j].report_fd);
-                close(children[j].control_fd);
+                close_or_fail(children[j].report_fd);
+                close_or_fail(children[j].control_fd);
             }
-            close(up[0]);
-            close(down[1]);
+            close_or_fail(up[0]);
+            close_or_fail(down[1]);
             init_worker(&w, k, first_echo, first_idle);
             run_worker(&w);
             free(w.conns);
@@ -1253,8 +1266,8 @@ static void start_workers(int64_t deadline)
             freeaddrinfo(server_addr);
             _exit(0);
         }
-        close(up[1]);
-        close(down[0]);
+        close_or_fail(up[1]);
+        close_or_fail(down[0]);
         children[k].report_fd = up[0];
         children[k].control_fd = down[1];
         first_echo += (uint32_t)share(cfg.connections, k);
@@ -1337,7 +1350,7 @@ static void collect(enum report until, int64_t deadline)
 static void tell_workers(const void *word, size_t len)
 {
     for (int k = 0; k < cfg.workers; k++)
-        write_all(children[k].control_fd, word, len);
+        write_all(children[k].control_fd, word, len, "a worker died");
 }
 
 /* What has been seen on stdin. It is read with read(), not stdio, so that
@@ -1380,149 +1393,41 @@ static void say(const char *line)
         fail("cannot write to stdout: %s", strerror(errno));
 }
 
-static void add_up(struct result *sum)
+/* Collects every worker's exit. A worker that failed after its report has
+ * said why on stderr; the run is then not a clean one. */
+static bool reap_workers(void)
 {
-    memset(sum, 0, sizeof *sum);
+    bool clean = true;
+
     for (int k = 0; k < cfg.workers; k++) {
-        const struct result *r = &children[k].res;
+        int status;
 
-        sum->opened += r->opened;
-        sum->failed += r->failed;
-        sum->verified += r->verified;
-        sum->messages += r->messages;
-        sum->all_messages += r->all_messages;
-        sum->bytes += r->bytes;
-        sum->byte_errors += r->byte_errors;
-        sum->late += r->late;
-        sum->cpu_us += r->cpu_us;
-        if (r->max_lag_ns > sum->max_lag_ns)
-            sum->max_lag_ns = r->max_lag_ns;
-        if (r->first_failure_ns != 0 &&
-            (sum->first_failure_ns == 0 || r->first_failure_ns < sum->first_failure_ns)) {
-            sum->first_failure_ns = r->first_failure_ns;
-            sum->first_step = r->first_step;
-            sum->first_reason = r->first_reason;
-        }
-        for (int s = 0; s < STEPS; s++)
-            for (int e = 0; e < REASONS; e++)
-                sum->failures[s][e] += r->failures[s][e];
-        histogram_merge(&sum->latency, &r->latency);
+        while (waitpid(children[k].pid, &status, 0) < 0)
+            if (errno != EINTR)
+                fail("waitpid: %s", strerror(errno));
+        clean = clean && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
-}
-
-static const char *reason_text(int reason)
-{
-    if (reason == CLOSED_BY_SERVER)
-        return "closed by the server";
-    return reason == REASONS - 1 ? "an unknown error" : strerror(reason);
-}
-
-/* "connect: Connection timed out" */
-static void print_failure(int step, int reason)
-{
-    /* Nothing to escape for JSON: in the C locale, which loadgen never
-     * leaves, strerror()'s texts have no quote, backslash or control
-     * character. */
-    printf("%s: %s", step_names[step], reason_text(reason));
-}
-
-static double percentile_us(const struct result *r, uint64_t num, uint64_t den)
-{
-    return (double)histogram_percentile(&r->latency, num, den) / 1000.0;
-}
-
-static double late_pct(const struct result *r)
-{
-    return r->messages > 0 ? 100.0 * (double)r->late / (double)r->messages : 0;
-}
-
-static void print_json(const struct result *r, double seconds)
-{
-    static const char *const modes[] = { "echo", "hold", "churn" };
-    double per_msg = r->all_messages > 0 ? (double)r->cpu_us / (double)r->all_messages : 0;
-    bool first = true;
-
-    printf("{\"mode\":\"%s\",\"connections\":%ld,\"idle\":%ld,\"rate\":%.15g,\"workers\":%d,"
-           "\"opened\":%llu,\"failed\":%llu,\"broken\":%llu,\"verified\":%llu,\"first_failure\":\"",
-           modes[cfg.mode], cfg.connections, cfg.idle, cfg.rate, cfg.workers,
-           (unsigned long long)r->opened, (unsigned long long)r->failed,
-           (unsigned long long)(r->opened - r->verified), (unsigned long long)r->verified);
-    if (r->first_failure_ns != 0)
-        print_failure(r->first_step, r->first_reason);
-    printf("\",\"messages\":%llu,\"all_messages\":%llu,\"byte_errors\":%llu,\"seconds\":%.3f,"
-           "\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
-           "\"p999_us\":%.1f,\"max_us\":%.1f,\"late_pct\":%.2f,\"max_lag_us\":%.1f,"
-           "\"client_cpu_us\":%llu,\"client_cpu_us_per_msg\":%.3f,\"failures\":{",
-           (unsigned long long)r->messages, (unsigned long long)r->all_messages,
-           (unsigned long long)r->byte_errors, seconds, (double)r->messages / seconds,
-           (double)r->bytes / seconds / 1e6, percentile_us(r, 1, 2), percentile_us(r, 9, 10),
-           percentile_us(r, 99, 100), percentile_us(r, 999, 1000),
-           (double)r->latency.max / 1000.0, late_pct(r), (double)r->max_lag_ns / 1000.0,
-           (unsigned long long)r->cpu_us, per_msg);
-    for (int s = 0; s < STEPS; s++)
-        for (int e = 0; e < REASONS; e++) {
-            if (r->failures[s][e] == 0)
-                continue;
-            printf("%s\"", first ? "" : ",");
-            print_failure(s, e);
-            printf("\":%llu", (unsigned long long)r->failures[s][e]);
-            first = false;
-        }
-    printf("}}\n");
-}
-
-static void print_summary(const struct result *r, double seconds)
-{
-    const char *what = cfg.mode == CHURN ? "cycles" : "messages";
-    bool first = true;
-
-    printf("connections: %llu opened, %llu failed to connect, %llu %s\n",
-           (unsigned long long)r->opened, (unsigned long long)r->failed,
-           (unsigned long long)r->verified,
-           cfg.mode == CHURN ? "echoed and closed" : "echoed at the end");
-    if (cfg.mode != HOLD) {
-        printf("%s: %llu in %.1f s after %.1f s of warm-up (%llu in all): %.0f %s/s, %.2f MB/s\n",
-               what, (unsigned long long)r->messages, seconds, cfg.warmup,
-               (unsigned long long)r->all_messages, (double)r->messages / seconds,
-               cfg.mode == CHURN ? "cycles" : "msgs", (double)r->bytes / seconds / 1e6);
-        printf("latency: p50 %.0f us, p90 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us\n",
-               percentile_us(r, 1, 2), percentile_us(r, 9, 10), percentile_us(r, 99, 100),
-               percentile_us(r, 999, 1000), (double)r->latency.max / 1000.0);
-        if (cfg.rate > 0)
-            printf("schedule: %.15g msgs/s; %.1f%% of messages started over 1 ms late, "
-                   "at worst %.1f ms\n", cfg.rate, late_pct(r), (double)r->max_lag_ns / 1e6);
-        printf("client CPU: %.3f s, %.2f us per %s\n", (double)r->cpu_us / 1e6,
-               r->all_messages > 0 ? (double)r->cpu_us / (double)r->all_messages : 0,
-               cfg.mode == CHURN ? "cycle" : "message");
-    }
-    if (r->first_failure_ns != 0) {
-        printf("first failure: ");
-        print_failure(r->first_step, r->first_reason);
-        printf("\nfailures: ");
-        for (int s = 0; s < STEPS; s++)
-            for (int e = 0; e < REASONS; e++) {
-                if (r->failures[s][e] == 0)
-                    continue;
-                printf("%s%llu ", first ? "" : ", ", (unsigned long long)r->failures[s][e]);
-                print_failure(s, e);
-                first = false;
-            }
-        printf("\n");
-    }
-    printf("byte errors: %llu\n", (unsigned long long)r->byte_errors);
+    return clean;
 }
 
 int main(int argc, char **argv)
 {
-    struct result sum;
+    struct result sum = { 0 };
+    struct run run;
     int64_t deadline, go;
     char word[1 + sizeof go];
+    bool clean;
 
     parse_args(argc, argv);
     read_port_range();
     choose_spread();
     resolve();
     raise_open_file_limit();
+    /* A write to a worker that has died, or to a stdout nobody reads any
+     * more, would kill loadgen with SIGPIPE, saying nothing; ignored, the
+     * write fails with EPIPE instead, and loadgen says so (man 7 pipe). */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        fail("signal: %s", strerror(errno));
     /* Built once here, before fork(), the workers share its pages. */
     pattern_at(0, 0);
     deadline = now_ns() + (int64_t)cfg.timeout * NS_PER_S;
@@ -1550,17 +1455,20 @@ int main(int argc, char **argv)
         wait_for_stdin(cfg.timeout, true);
     }
     tell_workers("c", 1);
+    clean = reap_workers();
     for (int k = 0; k < cfg.workers; k++)
-        if (waitpid(children[k].pid, NULL, 0) < 0)
-            fail("waitpid: %s", strerror(errno));
-    add_up(&sum);
+        result_add(&sum, &children[k].res);
     if (sum.opened == 0)
         fail("could not open any connection to %s port %s: %s: %s", cfg.address, cfg.port,
-             step_names[sum.first_step], reason_text(sum.first_reason));
+             step_name(sum.first_step), reason_text(sum.first_reason));
+    run = (struct run){ .mode = cfg.mode, .connections = cfg.connections, .idle = cfg.idle,
+                        .rate = cfg.rate, .workers = cfg.workers, .warmup = cfg.warmup,
+                        .seconds = cfg.mode == HOLD ? (double)(now_ns() - go) / NS_PER_S
+                                                    : cfg.seconds };
     if (cfg.json)
-        print_json(&sum, cfg.mode == HOLD ? (double)(now_ns() - go) / NS_PER_S : cfg.seconds);
+        print_json(&sum, &run);
     else
-        print_summary(&sum, cfg.mode == HOLD ? (double)(now_ns() - go) / NS_PER_S : cfg.seconds);
+        print_summary(&sum, &run);
     if (fflush(stdout) == EOF)
         fail("cannot write to stdout: %s", strerror(errno));
     if (cfg.mode != HOLD && late_pct(&sum) >= 1)
@@ -1568,5 +1476,5 @@ int main(int argc, char **argv)
                 "late (at worst %.1f ms); these latencies include the client's own delay\n",
                 late_pct(&sum), (double)sum.max_lag_ns / 1e6);
     freeaddrinfo(server_addr);
-    return sum.failed == 0 && sum.byte_errors == 0 && sum.verified == sum.opened ? 0 : 1;
+    return clean && sum.failed == 0 && sum.byte_errors == 0 && sum.verified == sum.opened ? 0 : 1;
 }
