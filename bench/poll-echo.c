@@ -141,7 +141,7 @@ static void close_connection(struct server *s, int fd, const char *why)
     s->nfds--;
     free(c->pending);
     memset(c, 0, sizeof *c);
-    close_socket(fd);
+    close_or_log(fd);
     log_info("fd %d: client %s (%zu open)", fd, why, s->nfds - FIRST_CLIENT_SLOT);
     if (!s->accepting)
         resume_accepting(s);
@@ -155,7 +155,7 @@ static void add_connection(struct server *s, int fd, const struct sockaddr *sa, 
 
     if ((size_t)fd >= s->max_fds) {  /* the limit was raised behind our back */
         log_error("descriptor %d is beyond the table; dropping a client", fd);
-        close_socket(fd);
+        close_or_log(fd);
         return;
     }
     /* Every descriptor is below max_fds, so there are never more than
@@ -377,8 +377,8 @@ static void teardown(struct server *s)
         close_connection(s, s->fds[s->nfds - 1].fd, "closed by shutdown");
     free(s->conns);
     free(s->fds);
-    close_socket(s->listen_fd);
-    close_socket(s->signal_fd);
+    close_or_log(s->listen_fd);
+    close_or_log(s->signal_fd);
 }
 
 int main(int argc, char **argv)

@@ -70,5 +70,5 @@ void serve_client(int fd, const char *peer)
                  strerror_r(errno, reason, sizeof reason));
     else
         log_info("client %s disconnected after %lld bytes", peer, echoed);
-    close_socket(fd);
+    close_or_log(fd);
 }

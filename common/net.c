@@ -58,7 +58,7 @@ static int listen_on(const struct addrinfo *ai, int backlog, char *err, size_t e
     }
     return fd;
 fail:
-    close_socket(fd);
+    close_or_log(fd);
     return -1;
 }
 
@@ -177,7 +177,7 @@ void net_format_address(const struct sockaddr *sa, socklen_t len, char *buf, siz
         snprintf(buf, size, "%s:%s", host, port);
 }
 
-void close_socket(int fd)
+void close_or_log(int fd)
 {
     char reason[128];
 

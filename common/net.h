@@ -32,7 +32,7 @@ enum accept_failure net_accept_failure(int err);
 /* Writes "1.2.3.4:5" or "[::1]:5". */
 void net_format_address(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 
-/* close() that logs instead of ignoring a failure. */
-void close_socket(int fd);
+/* close() of any descriptor, logging a failure instead of ignoring it. */
+void close_or_log(int fd);
 
 #endif

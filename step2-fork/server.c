@@ -70,17 +70,17 @@ static void handle_client(int listen_fd, int fd, const char *peer)
 
     if (pid < 0) {
         log_error("fork: %s; dropping client %s", strerror(errno), peer);
-        close_socket(fd);
+        close_or_log(fd);
         return;
     }
     if (pid == 0) {
-        close_socket(listen_fd);
+        close_or_log(listen_fd);
         serve_client(fd, peer);
         /* _exit(), not exit(): the child must not flush stdio buffers or
          * run exit handlers it inherited from the parent. */
         _exit(0);
     }
-    close_socket(fd);
+    close_or_log(fd);
 }
 
 int main(int argc, char **argv)

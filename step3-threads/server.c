@@ -48,7 +48,7 @@ static void handle_client(int fd, const char *peer, const pthread_attr_t *detach
 
     if (client == NULL) {
         log_error("out of memory; dropping client %s", peer);
-        close_socket(fd);
+        close_or_log(fd);
         return;
     }
     client->fd = fd;
@@ -58,7 +58,7 @@ static void handle_client(int fd, const char *peer, const pthread_attr_t *detach
     rc = pthread_create(&tid, detached, client_thread, client);
     if (rc != 0) {
         log_error("pthread_create: %s; dropping client %s", strerror(rc), peer);
-        close_socket(fd);
+        close_or_log(fd);
         free(client);
     }
 }

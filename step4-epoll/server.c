@@ -153,7 +153,7 @@ static void close_connection(struct server *s, int fd, const char *why)
 
     free(c->pending);
     memset(c, 0, sizeof *c);
-    close_socket(fd);
+    close_or_log(fd);
     s->open_count--;
     log_info("fd %d: client %s (%lu open)", fd, why, s->open_count);
     if (!s->accepting)
@@ -166,12 +166,12 @@ static void add_connection(struct server *s, int fd, const struct sockaddr *sa, 
 
     if ((size_t)fd >= s->max_fds) {  /* the limit was raised behind our back */
         log_error("descriptor %d is beyond the table; dropping a client", fd);
-        close_socket(fd);
+        close_or_log(fd);
         return;
     }
     if (watch(s, EPOLL_CTL_ADD, fd, EPOLLIN) < 0) {
         log_error("epoll_ctl: %s; dropping a client", strerror(errno));
-        close_socket(fd);
+        close_or_log(fd);
         return;
     }
     s->conns[fd].open = true;
@@ -421,9 +421,9 @@ static void teardown(struct server *s)
         if (s->conns[fd].open)
             close_connection(s, fd, "closed by shutdown");
     free(s->conns);
-    close_socket(s->listen_fd);
-    close_socket(s->signal_fd);
-    close_socket(s->epoll_fd);
+    close_or_log(s->listen_fd);
+    close_or_log(s->signal_fd);
+    close_or_log(s->epoll_fd);
 }
 
 int main(int argc, char **argv)
