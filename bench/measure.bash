@@ -18,15 +18,22 @@ server_command() {
     esac
 }
 
-# start_server MODEL: starts it on a port the kernel picks; sets SERVER_PID,
-# PORT, BASE_SOCKETS (the sockets it holds with no client) and BASE_TASKS
-# (its threads and processes then).
+# pinned CPUS: taskset's words to run a command on CPUS (a list such as
+# "0" or "0-2"), or nothing when CPUS is empty. The processes and threads
+# a server creates later inherit the set (man 2 sched_setaffinity).
+pinned() {
+    [ -z "$1" ] || echo "taskset -c $1"
+}
+
+# start_server MODEL: starts it on a port the kernel picks, on the CPUs in
+# SERVER_CPUS if set; sets SERVER_PID, PORT, BASE_SOCKETS (the sockets it
+# holds with no client) and BASE_TASKS (its threads and processes then).
 start_server() {
     local line
     rm -f "$TMP/server.out"
     mkfifo "$TMP/server.out"
     # shellcheck disable=SC2046  # the command is words on purpose
-    $(server_command "$1") -q -p 0 >"$TMP/server.out" 2>"$TMP/server.err" &
+    $(pinned "${SERVER_CPUS:-}") $(server_command "$1") -q -p 0 >"$TMP/server.out" 2>"$TMP/server.err" &
     SERVER_PID=$!
     exec {SERVER_OUT}<>"$TMP/server.out"
     if ! read -r -t 10 line <&"$SERVER_OUT" || ! [[ $line =~ :([0-9]+)$ ]]; then
@@ -51,11 +58,13 @@ stop_server() {
 # start_loadgen ARGS...: loadgen in the background, its stdin and stdout
 # on pipes of ours: with --hold it holds its connections until stdin
 # closes; with --wait it starts when it reads a line (loadgen_go) and,
-# once done, waits again, connections open, until stdin closes.
+# once done, waits again, connections open, until stdin closes. On the
+# CPUs in CLIENT_CPUS, if set.
 start_loadgen() {
     rm -f "$TMP/loadgen.in" "$TMP/loadgen.out"
     mkfifo "$TMP/loadgen.in" "$TMP/loadgen.out"
-    "$LOADGEN" -p "$PORT" "$@" <"$TMP/loadgen.in" >"$TMP/loadgen.out" 2>"$TMP/loadgen.err" &
+    # shellcheck disable=SC2046
+    $(pinned "${CLIENT_CPUS:-}") "$LOADGEN" -p "$PORT" "$@" <"$TMP/loadgen.in" >"$TMP/loadgen.out" 2>"$TMP/loadgen.err" &
     LOADGEN_PID=$!
     exec {LOADGEN_IN}<>"$TMP/loadgen.in" {LOADGEN_OUT}<>"$TMP/loadgen.out"
 }
@@ -155,6 +164,14 @@ tasks_running() {
 server_counters() {
     # shellcheck disable=SC2046
     task_counters $(server_pids)
+}
+
+# stolen_ticks: the time, in 1/CLK_TCK s summed over every CPU, that the
+# hypervisor ran something else while this virtual machine wanted its CPUs
+# (the 8th number of /proc/stat's "cpu" line, steal: man 5 proc). On a
+# machine that is not virtual it stays 0.
+stolen_ticks() {
+    awk '$1 == "cpu" { print $9 + 0; exit }' "$PROC/stat"
 }
 
 # task_counters PID...: what these processes have used so far, one line:
@@ -407,6 +424,7 @@ describe_machine() {
         memory "$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)" \
         os "$os" \
         kernel "$(uname -r)" \
+        "virtual machine" "$(grep -qw hypervisor /proc/cpuinfo && echo 'yes (the hypervisor flag of /proc/cpuinfo)' || echo no)" \
         "open files (soft/hard)" "$(ulimit -Sn)/$(ulimit -Hn)" \
         "thread stack (ulimit -s)" "$(ulimit -s) KiB" \
         "kernel.pid_max" "$(cat /proc/sys/kernel/pid_max)" \

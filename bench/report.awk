@@ -346,32 +346,42 @@ function churn_table(    m, j, k, n, list) {
     print ""
 }
 
-function load_table(    m, j, k, n, list, lc, closed) {
+function load_table(    m, j, k, n, list, lc, peak) {
     k = sorted_ns("load", list)
     if (k == 0) return
     print "## Latency under load (open loop)"
     print ""
-    print "| model | clients | offered, % of its peak | offered msgs/s | p50 (µs) | p99 (µs) | p99.9 (µs) | sent late | closed loop p99 at its peak (µs) |"
-    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    print "| model | clients | offered, % of its peak | offered msgs/s | p50 (µs) | p99 (µs) | p99.9 (µs) | sent late | CPU stolen | closed loop at its peak: msgs/s, p99 (µs) |"
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for (m = 1; m <= nmodels; m++)
         for (j = 1; j <= k; j++) {
             n = list[j]
             if (!has(models[m], "load", n, "p99_us")) continue
             lc = val(models[m], "load", n, "clients")
-            closed = val(models[m], "echo64", lc, "p99_us")
-            printf "| %s | %s | %s%% | %s | %s | %s | %s | %s | %s |\n", models[m], commas(lc), n,
+            peak = has(models[m], "loadpeak", lc, "p99_us") ? commas(val(models[m], "loadpeak", lc, "msgs_per_s")) ", " \
+                commas(val(models[m], "loadpeak", lc, "p99_us")) : "-"
+            printf "| %s | %s | %s%% | %s | %s | %s | %s | %s | %s | %s |\n", models[m], commas(lc), n,
                 commas(val(models[m], "load", n, "rate")),
                 commas(val(models[m], "load", n, "p50_us")), commas(val(models[m], "load", n, "p99_us")),
                 commas(val(models[m], "load", n, "p999_us")), fmt(val(models[m], "load", n, "late_pct"), "%.1f%%"),
-                commas(closed)
+                fmt(val(models[m], "load", n, "stolen_pct"), "%.1f%%"), peak
         }
     print ""
     print "loadgen --rate: messages go out on a fixed schedule, spread over the clients, whether or not"
     print "earlier echoes are back, and each is timed from when it should have been sent, so a server"
     print "that falls behind shows it in every message queued behind the delay. Offered: a share of the"
-    print "msgs/s the model reached in the closed loop with as many clients (step 1, one client). Sent"
-    print "late: messages the client itself sent over 1 ms after their time (then the latencies include"
-    print "its delay). A single run each."
+    print "msgs/s the model reached in a closed-loop run just before, with as many clients (step 1, one"
+    if (bench["open loop: client CPUs"] != "" && bench["open loop: client CPUs"] != "any") {
+        printf "client), on a fresh server. The server ran on CPU %s and loadgen on CPU %s (taskset), so\n",
+            bench["open loop: server CPUs"], bench["open loop: client CPUs"]
+        print "that the client was never short of a CPU. Sent late: messages the client itself sent over"
+    } else {
+        print "client), on a fresh server; server and client shared the CPUs. Sent late: messages the"
+        print "client itself sent over"
+    }
+    print "1 ms after their time (then the latencies include its delay). CPU stolen: the share of the"
+    print "machine's CPU time that the hypervisor gave to others while this machine wanted it (steal,"
+    print "in /proc/stat). A single run each."
     print ""
 }
 

@@ -12,7 +12,8 @@
 #   about 31,000<!-- bench step1/echo64/1/msgs_per_s to 1000 --> messages
 #
 # A term is MODEL/SECTION/N/KEY, a row of bench-results.tsv; terms may be
-# added with +, and the sum divided by a number or by another sum. The
+# added with + or taken away with -, and the sum divided by a number or by
+# another sum. The
 # number must be the value rounded to the precision it is written with (29
 # is 28.5 to 29.49...; 0.48 is 0.475 to 0.4849...), or to the step after
 # "to". Every number in a sentence the tutorial marks as measured must
@@ -73,16 +74,20 @@ function check(quoted,    number, spec, parts, n, expr, step, v, written) {
         problem(sprintf("%s: the committed run says %s (%s)", number, format(v, step), spec))
 }
 
-# The sum of TERM + TERM ...: "" (and a problem printed) if a term is not in the run.
-function sum(expr,    terms, k, n, total) {
+# The sum of TERM + TERM - TERM ...: "" (and a problem printed) if a term
+# is not in the run.
+function sum(expr,    terms, k, n, total, sign, term) {
+    gsub(/ - /, " + -", expr)
     n = split(expr, terms, / \+ /)
     total = 0
     for (k = 1; k <= n; k++) {
-        if (!(terms[k] in value) || value[terms[k]] !~ /^-?[0-9.]+$/) {
-            problem("no number in the committed run for " terms[k])
+        term = terms[k]
+        sign = sub(/^-/, "", term) ? -1 : 1
+        if (!(term in value) || value[term] !~ /^-?[0-9.]+$/) {
+            problem("no number in the committed run for " term)
             return ""
         }
-        total += value[terms[k]]
+        total += sign * value[term]
     }
     return total
 }
