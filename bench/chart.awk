@@ -6,7 +6,7 @@
 #   4. echo throughput against clients;
 #   5. p99 latency against offered load (open loop);
 #   6. poll against epoll: server CPU per message against idle connections.
-# awk -f chart.awk results.tsv > results.svg   (results.tsv as bench/run writes it)
+# awk -f models.awk -f chart.awk results.tsv > results.svg   (results.tsv as bench/run writes it)
 
 BEGIN {
     FS = "\t"
@@ -278,15 +278,6 @@ function legend(    m, x) {
         text(x + 20, H - 16, models[m] == "poll" ? "poll-echo" : models[m], "start", "")
         x += 110
     }
-}
-
-# Models in the course's order, then any others in the order they came.
-function order_models(    order, rank, i, j, t, k) {
-    k = split("step1 step2 step3 step4 node poll", order, " ")
-    for (i = 1; i <= k; i++) rank[order[i]] = i
-    for (i = 1; i <= nmodels; i++) key_of[models[i]] = ((models[i] in rank) ? rank[models[i]] : k + i)
-    for (i = 2; i <= nmodels; i++)
-        for (j = i; j > 1 && key_of[models[j - 1]] > key_of[models[j]]; j--) { t = models[j]; models[j] = models[j - 1]; models[j - 1] = t }
 }
 
 END {

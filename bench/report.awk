@@ -1,5 +1,5 @@
 # report.awk: the Markdown tables of a bench run.
-# awk -f report.awk machine.tsv results.tsv
+# awk -f models.awk -f report.awk machine.tsv results.tsv
 # machine.tsv: "machine KEY VALUE" (the machine) and "bench KEY VALUE" (how
 # the run was made); results.tsv: "MODEL SECTION N KEY VALUE"; both
 # tab-separated, as bench/run writes them.
@@ -448,15 +448,6 @@ function problems(    i) {
     print ""
     for (i = 1; i <= nproblems; i++) printf "- %s\n", problem[i]
     print ""
-}
-
-# Models in the course's order, then any others in the order they came.
-function order_models(    order, rank, i, j, t, k) {
-    k = split("step1 step2 step3 step4 node poll", order, " ")
-    for (i = 1; i <= k; i++) rank[order[i]] = i
-    for (i = 1; i <= nmodels; i++) key_of[models[i]] = ((models[i] in rank) ? rank[models[i]] : k + i)
-    for (i = 2; i <= nmodels; i++)
-        for (j = i; j > 1 && key_of[models[j - 1]] > key_of[models[j]]; j--) { t = models[j]; models[j] = models[j - 1]; models[j - 1] = t }
 }
 
 END {
