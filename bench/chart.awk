@@ -12,9 +12,10 @@ BEGIN {
     FS = "\t"
     PW = 300; PH = 210; W = 1250; H = 720
     # Each model keeps its colour from chart to chart; others take the rest.
-    split("step1 #8c564b step2 #ff7f0e step3 #d62728 step4 #1f77b4 node #2ca02c poll #9467bd", known, " ")
-    for (i = 1; i < 12; i += 2) fixed[known[i]] = known[i + 1]
-    split("#e377c2 #7f7f7f #bcbd22 #17becf", palette, " ")
+    k = split("step1 #8c564b step2 #ff7f0e step3 #d62728 step4 #1f77b4 step5 #17becf step6 #bcbd22 " \
+        "node #2ca02c poll #9467bd", known, " ")
+    for (i = 1; i < k; i += 2) fixed[known[i]] = known[i + 1]
+    split("#e377c2 #7f7f7f", palette, " ")
     # Panel p's top left corner: three to a row.
     for (p = 1; p <= 6; p++) { LEFT[p] = 100 + ((p - 1) % 3) * 400; TOP[p] = 60 + int((p - 1) / 3) * 320 }
 }

@@ -12,6 +12,8 @@ server_command() {
     step2) echo "$ROOT/step2-fork/server" ;;
     step3) echo "$ROOT/step3-threads/server" ;;
     step4) echo "$ROOT/step4-epoll/server" ;;
+    step5) echo "$ROOT/step5-reuseport/server${LOOPS:+ -w $LOOPS}" ;;
+    step6) echo "$ROOT/step6-io-uring/server" ;;
     poll) echo "$ROOT/bench/poll-echo" ;;
     stall) echo "$ROOT/tests/fixtures/slow-echo --stall-ms $STALL_MS" ;;
     node) echo "node $ROOT/bench/node-echo.js" ;;
@@ -23,6 +25,25 @@ server_command() {
 # a server creates later inherit the set (man 2 sched_setaffinity).
 pinned() {
     [ -z "$1" ] || echo "taskset -c $1"
+}
+
+# starts MODEL: whether it starts at all (step 6 cannot where io_uring is
+# refused); if not, WHY_NOT says what it printed.
+starts() {
+    local pid deadline=$((SECONDS + 10))
+    # shellcheck disable=SC2046
+    $(server_command "$1") -q -p 0 >"$TMP/starts.out" 2>&1 </dev/null &
+    pid=$!
+    until grep -q '^listening on ' "$TMP/starts.out" || ! kill -0 "$pid" 2>/dev/null ||
+        [ "$SECONDS" -ge "$deadline" ]; do
+        sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    WHY_NOT=
+    grep -q '^listening on ' "$TMP/starts.out" && return 0
+    WHY_NOT=$(grep -m 1 . "$TMP/starts.out" || echo 'it printed nothing')
+    return 1
 }
 
 # start_server MODEL: starts it on a port the kernel picks, on the CPUs in
@@ -309,6 +330,19 @@ summarise() {
     failures=$(awk -F'\t' '$1 == "failures" && $2 != "" {
         run = FILENAME; sub(/.*\./, "", run); printf "%srun %s: %s", sep, run, $2; sep = "; " }' "$@")
     [ -z "$failures" ] || record "$model" "$section" "$n" failures "$failures"
+}
+
+# loop_connections LOG: from step 5's closing lines, one per event loop
+# ("loop TID: served N connections, echoed B bytes"), "loops L",
+# "conns_lowest N" and "conns_highest N".
+loop_connections() {
+    awk 'match($0, /loop [0-9]+: served [0-9]+ connections/) {
+            split(substr($0, RSTART, RLENGTH), w, " ")
+            n = w[4] + 0; loops++
+            if (loops == 1 || n < lo) lo = n
+            if (n > hi) hi = n
+        }
+        END { if (loops) printf "loops %d\nconns_lowest %d\nconns_highest %d\n", loops, lo, hi }' "$1"
 }
 
 # lookup SNAPSHOT KEY: the value of KEY in a snapshot.

@@ -5,7 +5,7 @@
 
 # Models in the course's order, then any others in the order they came.
 function order_models(    order, rank, i, j, t, k) {
-    k = split("step1 step2 step3 step4 node poll", order, " ")
+    k = split("step1 step2 step3 step4 step5 step6 node poll", order, " ")
     for (i = 1; i <= k; i++) rank[order[i]] = i
     for (i = 1; i <= nmodels; i++) key_of[models[i]] = ((models[i] in rank) ? rank[models[i]] : k + i)
     for (i = 2; i <= nmodels; i++)

@@ -17,6 +17,9 @@ $1 == "bench" { bench[$2] = $3; next }
     keyseen[section, key] = 1
     if (key == "failures" && $5 != "") failed[++nfailed] = model SUBSEP section SUBSEP n
     if (key == "problem") problem[++nproblems] = model ", " section ", " n ": " $5
+    if (section ~ /^scale[0-9]+$/ && !(section in scale_seen)) {
+        scale_seen[section] = 1; scale_clients[++nscale] = substr(section, 6) + 0
+    }
 }
 
 # 1234567 -> 1,234,567. A difference below zero is the noise of the
@@ -429,6 +432,65 @@ function poll_table(    m, j, k, n, list) {
     print ""
 }
 
+# Step 5 with 1, 2, ... loops: what each more loop buys, and how the
+# kernel spread the connections over them.
+function scaling_table(    i, j, k, n, list, c, head, line, t, sp) {
+    if (nscale == 0) return
+    for (i = 2; i <= nscale; i++)
+        for (j = i; j > 1 && scale_clients[j - 1] > scale_clients[j]; j--) {
+            t = scale_clients[j]; scale_clients[j] = scale_clients[j - 1]; scale_clients[j - 1] = t
+        }
+    print "## Step 5: one event loop per CPU"
+    print ""
+    head = "| loops"; line = "| ---:"
+    for (i = 1; i <= nscale; i++) {
+        c = commas(scale_clients[i])
+        head = head " | " c " clients: msgs/s | server CPU per message (µs) | client CPU per message (µs)"
+        line = line " | ---: | ---: | ---:"
+    }
+    print head " |"
+    print line " |"
+    k = sorted_ns("scale" scale_clients[1], list)
+    for (j = 1; j <= k; j++) {
+        n = list[j]
+        printf "| %s", n
+        for (i = 1; i <= nscale; i++) {
+            sp = "scale" scale_clients[i]
+            printf " | %s | %s | %s", cell("step5", sp, n, "msgs_per_s", "int"), cell("step5", sp, n, "cpu_us_per_msg", "%.2f"),
+                cell("step5", sp, n, "client_cpu_us_per_msg", "%.2f")
+        }
+        print " |"
+    }
+    print ""
+    print "A fresh step 5 server for each row, started with -w LOOPS, echoing 64-byte messages in a"
+    print "closed loop. loadgen runs on the same CPUs as the server: it spends about as much CPU per"
+    print "message as the server does, so on a machine of " mval["cores"] " CPUs the two together use them all long"
+    print "before the server alone could, and what a second loop can show is capped by the client's"
+    print "share. Showing more takes CPUs kept for the client, or a second machine."
+    ranges_note()
+    k = sorted_ns("spread", list)
+    for (j = 1; j <= k; j++) {
+        n = list[j]
+        if (!has("step5", "spread", n, "loops")) continue
+        printf "\nWith %s loops, the kernel gave %s connections to the loops: %s to the one that got the\n", \
+            val("step5", "spread", n, "loops"), commas(n), commas(val("step5", "spread", n, "conns_lowest"))
+        printf "fewest, %s to the one that got the most (from the server's closing line for each loop). It\n", \
+            commas(val("step5", "spread", n, "conns_highest"))
+        print "picks a loop by a hash of each connection's addresses and ports, not by how busy the loops are."
+    }
+    print ""
+}
+
+function skipped_list() {
+    if (bench["not measured"] == "") return
+    print "## Not measured"
+    print ""
+    print "- " bench["not measured"]
+    print ""
+    print "A model that would not start on this machine, with the line it printed."
+    print ""
+}
+
 function failures_list(    i, part) {
     if (nfailed == 0) return
     print "## Failures"
@@ -469,6 +531,8 @@ END {
     load_table()
     stall_table()
     poll_table()
+    scaling_table()
+    skipped_list()
     failures_list()
     problems()
 }

@@ -89,6 +89,23 @@ report() {
     [ "$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/"$LOADGEN_PID"/status)" = 1 ]
 }
 
+@test "bench: step 5's connections per loop are read from its closing lines, lowest and highest" {
+    run loop_connections "$FIXTURES/step5.err"
+    [ "$status" -eq 0 ]
+    [ "$output" = $'loops 2\nconns_lowest 480\nconns_highest 520' ]
+}
+
+@test "bench: a server that will not start is found out before the run, with what it said" {
+    TMP=$BATS_TEST_TMPDIR
+    starts step4
+    [ -z "$WHY_NOT" ]
+    server_command() { echo "$ROOT/step4-epoll/server -b 999.1.1.1"; }
+    run starts step4
+    [ "$status" -eq 1 ]
+    starts step4 || true
+    [[ $WHY_NOT == *"999.1.1.1"* ]]
+}
+
 @test "bench: perf stat's count is read from its -x output, not its other lines" {
     run perf_count "$FIXTURES/perf.out"
     [ "$status" -eq 0 ]
@@ -204,6 +221,17 @@ report() {
     run report
     [[ $output == *"## poll against epoll, beside idle connections"*"| step4 | 1,000 | 27,500 | 14.8 | 34 | 72 |"*"| poll-echo | 1,000 | 9,000 | 98.6 | 104 | 190 |"* ]]
     [[ $output == *"## Failures"*"- step2, echo64, 1000: run 2: connect: Connection timed out ×12; echo: closed by the server ×3"* ]]
+}
+
+@test "bench: the report has step 5's scaling by loops, and how the kernel spread the connections" {
+    run report
+    [[ $output == *"## Step 5: one event loop per CPU"*"| 1 | 150,000 | 5.50 | 5.75 | 120,000 | 7.00 | 6.00 |"*"| 2 | 180,000 | 6.25 | 5.10 | 140,000 | 7.50 | 6.50 |"* ]]
+    [[ $output == *"With 2 loops, the kernel gave 1,000 connections to the loops: 480 to the one that got the"*"fewest, 520 to the one that got the most"* ]]
+}
+
+@test "bench: a model that would not start is listed with the line it printed" {
+    run report "$FIXTURES/machine-quick.tsv"
+    [[ $output == *"## Not measured"*"- step6: io_uring_setup: Operation not permitted"* ]]
 }
 
 @test "bench: every table of the report has a sentence under it" {
