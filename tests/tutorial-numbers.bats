@@ -25,3 +25,24 @@ FIXTURES=$ROOT/tests/fixtures/numbers
     [[ $output == *"wrong.md:2: a measured number without its source: 14 µs"* ]]
     [[ $output == *"wrong.md:3: no number in the committed run for step9/none/1/key"* ]]
 }
+
+# The sentence that names the machine of the committed run names the one in
+# bench-results-machine.tsv.
+@test "numbers: the tutorial names the machine the committed run was made on" {
+    local tsv=$ROOT/bench-results-machine.tsv machine value
+    machine=$(awk '/^The committed run, / { p = 1 } p { printf "%s ", $0 } p && /^$/ { exit }' "$ROOT/TUTORIAL.md")
+    machine=$(tr -s ' ' <<<"$machine")
+    for value in \
+        "$(awk -F'\t' '$2 == "cores" { print $3 "-core" }' "$tsv")" \
+        "$(awk -F'\t' '$2 == "cpu" { print "its CPU: " $3 }' "$tsv")" \
+        "$(awk -F'\t' '$2 == "virtual machine" { print ($3 ~ /^yes/ ? "virtual machine" : "") }' "$tsv")" \
+        "$(awk -F'\t' '$2 == "memory" { print $3 " of" }' "$tsv")" \
+        "$(awk -F'\t' '$2 == "kernel" { split($3, v, "."); print "Linux " v[1] "." v[2] }' "$tsv")" \
+        "$(awk -F'\t' '$2 == "os" { sub(/ GNU\/Linux/, "", $3); sub(/ \(.*/, "", $3); print $3 }' "$tsv")" \
+        "$(awk -F'\t' '$2 == "open files (soft/hard)" { split($3, v, "/"); print "open-file limit at " v[1] }' "$tsv" |
+            sed -E ':a; s/([0-9])([0-9]{3})($|[^0-9])/\1,\2\3/; ta')" \
+        "$(awk -F'\t' '$2 == "kernel.pid_max" { print "pid_max` at " $3 }' "$tsv" |
+            sed -E ':a; s/([0-9])([0-9]{3})($|[^0-9])/\1,\2\3/; ta')"; do
+        [[ $machine == *"$value"* ]] || { echo "the tutorial does not say: $value" >&2; return 1; }
+    done
+}
