@@ -93,7 +93,8 @@ struct server {
     unsigned long open_count;
     unsigned long long served;   /* connections accepted */
     unsigned long long echoed;   /* bytes sent back */
-    /* Only one connection is read at a time, so they all share one buffer. */
+    /* Only one of the loop's connections is read at a time, so they share
+     * one buffer. The loops read at the same time: one buffer each. */
     char buf[READ_BUFFER_SIZE];
 };
 
