@@ -16,7 +16,7 @@
  * - the open-file limit (RLIMIT_NOFILE) is per process: one loop's
  *   clients can use up the descriptors another loop needs to accept. Each
  *   loop pauses accepting on its own, as step 4 does (pause_accepting).
- * - the log: every line is one write(2), under the stderr stream's lock
+ * - the log: every line is one write(2), under a lock of the log's own
  *   (common/log.c), so lines from two loops are never mixed, and each
  *   starts with the id of the thread (the loop) that wrote it.
  * - stop_fd, which only the main thread writes, once, to stop them all.
@@ -130,10 +130,11 @@ static int watch(struct server *s, int op, int fd, uint32_t events)
  * and stay pending until the main thread takes them with sigwaitinfo().
  * A signalfd watched by every loop would not do: a pending signal is
  * read once, by one reader, so only one loop would hear of it. The main
- * thread tells them all through stop_fd instead. Unlike steps 1 to 3, each loop ends and teardown()
- * closes every connection at once, then reports. It does not drain:
- * pending echo is dropped, and a client whose bytes are still unread gets
- * a reset (ECONNRESET) instead of the end of the stream. */
+ * thread tells them all through stop_fd instead. Unlike steps 1 to 3,
+ * each loop ends and teardown() closes every connection at once, then
+ * reports. It does not drain: pending echo is dropped, and a client whose
+ * bytes are still unread gets a reset (ECONNRESET) instead of the end of
+ * the stream. */
 static void block_stop_signals(sigset_t *mask)
 {
     int rc;
@@ -480,9 +481,10 @@ static size_t setup_process(sigset_t *stop_signals)
      * A log line is a write(2), and a write to a pipe whose reader has
      * stalled, or to a terminal stopped with Ctrl-S, waits: a loop would
      * stop there, and every client of that loop with it, as surely as in a
-     * blocking recv(); the other loops would stop at their next line. Clients make log lines just by connecting, so they
-     * could fill the pipe at will. From here on, a line stderr cannot take
-     * at once is dropped and counted instead. */
+     * blocking recv(); the other loops would stop at their next line.
+     * Clients make log lines just by connecting, so they could fill the
+     * pipe at will. From here on, a line stderr cannot take at once is
+     * dropped and counted instead. */
     log_set_nonblocking();
     block_stop_signals(stop_signals);
     return raise_open_file_limit();
