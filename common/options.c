@@ -1,8 +1,9 @@
-/* options.c: server [-p PORT] [-b ADDRESS] [-q] [-h] */
+/* options.c: server [-p PORT] [-b ADDRESS] [-q] [-h], and step 5's [-w N] */
 #include "options.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdnoreturn.h>
@@ -12,16 +13,40 @@
 /* Loopback by default: an echo server should not be reachable from the
  * network unless the user asks for it with -b 0.0.0.0 or -b ::. */
 #define DEFAULT_ADDRESS "127.0.0.1"
+/* -w: more loops than this is a typo, not a machine. */
+#define MAX_LOOPS 1024
+#define TEXT(x) #x
+#define NUMBER_TEXT(x) TEXT(x)  /* 1024 becomes "1024" */
+
+/* Only step 5 has event loops to count: the other steps neither take -w
+ * nor list it in their usage. */
+static bool takes_loops;
+
+/* The processors online now (man 3 sysconf), or 1 if sysconf() cannot
+ * tell (-1). A CPU affinity mask (taskset) does not lower this count. */
+static int online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        return 1;
+    return n < MAX_LOOPS ? (int)n : MAX_LOOPS;
+}
 
 static void print_usage(FILE *out)
 {
+    fprintf(out, "usage: %s [-p PORT] [-b ADDRESS]%s [-q] [-h]\n",
+            program_invocation_short_name, takes_loops ? " [-w N]" : "");
     fprintf(out,
-            "usage: %s [-p PORT] [-b ADDRESS] [-q] [-h]\n"
             "  -p PORT     TCP port to listen on, 0 to let the kernel pick (default %d)\n"
-            "  -b ADDRESS  IPv4 or IPv6 address to listen on (default %s)\n"
+            "  -b ADDRESS  IPv4 or IPv6 address to listen on (default %s)\n",
+            DEFAULT_PORT, DEFAULT_ADDRESS);
+    if (takes_loops)
+        fprintf(out, "  -w N        event loops, 1 to %d (default: one per online CPU, %d here)\n",
+                MAX_LOOPS, online_cpus());
+    fprintf(out,
             "  -q          quiet: no line per connection\n"
-            "  -h          show this help\n",
-            program_invocation_short_name, DEFAULT_PORT, DEFAULT_ADDRESS);
+            "  -h          show this help\n");
 }
 
 static noreturn void bad_usage(const char *what, const char *value)
@@ -48,6 +73,23 @@ static int parse_port(const char *s)
     return (int)port;
 }
 
+/* Like a port: decimal digits only, from 1 to MAX_LOOPS. */
+static int parse_loops(const char *s)
+{
+    char *end;
+    long n;
+
+    if (*s < '0' || *s > '9')
+        bad_usage("loops is not a number:", s);
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (*end != '\0')
+        bad_usage("loops is not a number:", s);
+    if (errno == ERANGE || n < 1 || n > MAX_LOOPS)
+        bad_usage("loops out of range 1-" NUMBER_TEXT(MAX_LOOPS) ":", s);
+    return (int)n;
+}
+
 /* Only numeric addresses: resolving a name could block, or pick an
  * address the user did not expect. */
 static const char *parse_address(const char *s)
@@ -66,14 +108,16 @@ void options_parse(int argc, char **argv, struct options *opts)
     opts->address = DEFAULT_ADDRESS;
     opts->port = DEFAULT_PORT;
     opts->quiet = false;
+    opts->loops = takes_loops ? online_cpus() : 1;
 
     opterr = 0; /* we print our own one-line errors */
-    while ((c = getopt(argc, argv, ":p:b:qh")) != -1) {
+    while ((c = getopt(argc, argv, takes_loops ? ":p:b:w:qh" : ":p:b:qh")) != -1) {
         char flag[3] = { '-', (char)optopt, '\0' };
 
         switch (c) {
         case 'p': opts->port = parse_port(optarg); break;
         case 'b': opts->address = parse_address(optarg); break;
+        case 'w': opts->loops = parse_loops(optarg); break;
         case 'q': opts->quiet = true; break;
         case 'h': print_usage(stdout); exit(0);
         case ':': bad_usage("option needs a value:", flag);
@@ -82,4 +126,10 @@ void options_parse(int argc, char **argv, struct options *opts)
     }
     if (optind < argc)
         bad_usage("unexpected argument", argv[optind]);
+}
+
+void options_parse_loops(int argc, char **argv, struct options *opts)
+{
+    takes_loops = true;
+    options_parse(argc, argv, opts);
 }

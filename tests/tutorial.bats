@@ -256,6 +256,7 @@ run_scenario() {
 @test "tutorial: step 3, a thread per client" { run_scenario step3; }
 @test "tutorial: step 4, one thread for 5,000 clients" { run_scenario step4; }
 @test "tutorial: step 4, a log nobody reads" { run_scenario step4-log; }
+@test "tutorial: step 5, four loops, four listening sockets, clients spread" { run_scenario step5; }
 @test "tutorial: the open internet, idle clients and one client's connections" { run_scenario internet; }
 @test "tutorial: the open internet, a thread per client" { run_scenario internet-threads; }
 @test "tutorial: the exercises' checks" { run_scenario exercises; }
