@@ -15,8 +15,6 @@
 #define DEFAULT_ADDRESS "127.0.0.1"
 /* -w: more loops than this is a typo, not a machine. */
 #define MAX_LOOPS 1024
-#define TEXT(x) #x
-#define NUMBER_TEXT(x) TEXT(x)  /* 1024 becomes "1024" */
 
 /* Only step 5 has event loops to count: the other steps neither take -w
  * nor list it in their usage. */
@@ -55,38 +53,26 @@ static noreturn void bad_usage(const char *what, const char *value)
     exit(2);
 }
 
-/* strtol accepts leading spaces, signs and trailing junk unless we check;
- * a port is plain decimal digits and nothing else. */
-static int parse_port(const char *s)
+/* strtol accepts leading spaces, signs and trailing junk unless we check:
+ * a port or a number of loops is plain decimal digits and nothing else,
+ * from min to max. */
+static int parse_number(const char *s, const char *name, long min, long max)
 {
-    char *end;
-    long port;
-
-    if (*s < '0' || *s > '9')
-        bad_usage("port is not a number:", s);
-    errno = 0;
-    port = strtol(s, &end, 10);
-    if (*end != '\0')
-        bad_usage("port is not a number:", s);
-    if (errno == ERANGE || port > 65535)
-        bad_usage("port out of range 0-65535:", s);
-    return (int)port;
-}
-
-/* Like a port: decimal digits only, from 1 to MAX_LOOPS. */
-static int parse_loops(const char *s)
-{
+    char why[64];
     char *end;
     long n;
 
+    snprintf(why, sizeof why, "%s is not a number:", name);
     if (*s < '0' || *s > '9')
-        bad_usage("loops is not a number:", s);
+        bad_usage(why, s);
     errno = 0;
     n = strtol(s, &end, 10);
     if (*end != '\0')
-        bad_usage("loops is not a number:", s);
-    if (errno == ERANGE || n < 1 || n > MAX_LOOPS)
-        bad_usage("loops out of range 1-" NUMBER_TEXT(MAX_LOOPS) ":", s);
+        bad_usage(why, s);
+    if (errno == ERANGE || n < min || n > max) {
+        snprintf(why, sizeof why, "%s out of range %ld-%ld:", name, min, max);
+        bad_usage(why, s);
+    }
     return (int)n;
 }
 
@@ -115,9 +101,9 @@ void options_parse(int argc, char **argv, struct options *opts)
         char flag[3] = { '-', (char)optopt, '\0' };
 
         switch (c) {
-        case 'p': opts->port = parse_port(optarg); break;
+        case 'p': opts->port = parse_number(optarg, "port", 0, 65535); break;
         case 'b': opts->address = parse_address(optarg); break;
-        case 'w': opts->loops = parse_loops(optarg); break;
+        case 'w': opts->loops = parse_number(optarg, "loops", 1, MAX_LOOPS); break;
         case 'q': opts->quiet = true; break;
         case 'h': print_usage(stdout); exit(0);
         case ':': bad_usage("option needs a value:", flag);

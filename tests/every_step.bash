@@ -188,9 +188,10 @@ check_restarts_on_its_port() {
 # Out of descriptors: the server must neither die nor spin (use a CPU
 # second per second) while clients wait, and must serve them all once
 # descriptors free up. The limit is set on the process from outside.
+# Arguments are the server's, after -q.
 check_out_of_descriptors() {
     SERVER_WRAPPER=(prlimit --nofile=32:32)
-    start_server -q
+    start_server -q "$@"
     spawn holder "$CLIENT" -p "$PORT" -c 40 -t 30 open
     expect holder '^connected 40$'
     wait_until 10 'grep -q "Too many open files" "$SERVER_LOG"'

@@ -28,20 +28,7 @@ LOADGEN=${LOADGEN:-$ROOT/tools/loadgen}
 # The limit is the process's: every loop runs out at once, and each must
 # pause its own accepting. The default -w is the CPU count; 4 makes sure
 # there are several loops to run out, whatever the machine.
-@test "out of descriptors: neither dies nor spins, then serves everyone" {
-    SERVER_WRAPPER=(prlimit --nofile=32:32)
-    start_server -q -w 4
-    spawn holder "$CLIENT" -p "$PORT" -c 40 -t 30 open
-    expect holder '^connected 40$'
-    wait_until 10 'grep -q "Too many open files" "$SERVER_LOG"'
-    local before=$(cpu_ticks "$SERVER_PID")
-    sleep 1  # a window to measure CPU use over, not a wait for an event
-    local used=$(($(cpu_ticks "$SERVER_PID") - before))
-    echo "server used $used ticks in 1 s" >&2
-    [ "$used" -lt 30 ]
-    finish holder
-    alive
-}
+@test "out of descriptors: neither dies nor spins, then serves everyone" { check_out_of_descriptors -w 4; }
 
 @test "-w: a bad number of loops is one line on stderr, status 2; -h lists -w" {
     interface "-w N takes a number of loops from 1 to 1024, digits only; anything else prints one line on stderr and exits 2"
