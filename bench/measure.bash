@@ -22,7 +22,8 @@ server_command() {
 
 # pinned CPUS: taskset's words to run a command on CPUS (a list such as
 # "0" or "0-2"), or nothing when CPUS is empty. The processes and threads
-# a server creates later inherit the set (man 2 sched_setaffinity).
+# a server creates later inherit the set (man 2 sched_setaffinity for
+# fork, man 3 pthread_create for threads).
 pinned() {
     [ -z "$1" ] || echo "taskset -c $1"
 }
