@@ -32,8 +32,11 @@ pinned() {
 # refused); if not, WHY_NOT says what it printed.
 starts() {
     local pid deadline=$((SECONDS + 10))
+    # Emptied here, not by the background job's redirection, which could
+    # come after the first look and leave an earlier run's line to be seen.
+    : >"$TMP/starts.out"
     # shellcheck disable=SC2046
-    $(server_command "$1") -q -p 0 >"$TMP/starts.out" 2>&1 </dev/null &
+    $(server_command "$1") -q -p 0 >>"$TMP/starts.out" 2>&1 </dev/null &
     pid=$!
     until grep -q '^listening on ' "$TMP/starts.out" || ! kill -0 "$pid" 2>/dev/null ||
         [ "$SECONDS" -ge "$deadline" ]; do
