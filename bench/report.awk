@@ -481,6 +481,30 @@ function scaling_table(    i, j, k, n, list, c, head, line, t, sp) {
     print ""
 }
 
+# Step 5, two loops: the same open-loop load alone and beside one client
+# that keeps its loop busy.
+function busy_table(    n, label) {
+    if (!any("busy", "p50_us")) return
+    print "## Step 5: one busy loop"
+    print ""
+    print "| streaming clients beside | offered msgs/s | p50 (µs) | p90 (µs) | p99 (µs) | max (µs) | sent late |"
+    print "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for (n = 0; n <= 1; n++) {
+        if (!has("step5", "busy", n, "p50_us")) continue
+        printf "| %d | %s | %s | %s | %s | %s | %s |\n", n, commas(val("step5", "busy", n, "rate")),
+            commas(val("step5", "busy", n, "p50_us")), commas(val("step5", "busy", n, "p90_us")),
+            commas(val("step5", "busy", n, "p99_us")), commas(val("step5", "busy", n, "max_us")),
+            fmt(val("step5", "busy", n, "late_pct"), "%.1f") "%"
+    }
+    print ""
+    label = commas(val("step5", "busy", 0, "clients"))
+    print "Step 5 with two loops, on the open loop's server CPUs; " label " clients at a tenth of its"
+    print "closed-loop peak (loadgen --rate), first alone, then while one more client streams as fast as"
+    print "it can, on the server's CPUs, which keeps the loop the kernel gave it busy. About half the"
+    print label " clients share that loop: the upper percentiles are theirs. A single run each."
+    print ""
+}
+
 function skipped_list() {
     if (bench["not measured"] == "") return
     print "## Not measured"
@@ -532,6 +556,7 @@ END {
     stall_table()
     poll_table()
     scaling_table()
+    busy_table()
     skipped_list()
     failures_list()
     problems()

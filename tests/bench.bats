@@ -229,6 +229,11 @@ report() {
     [[ $output == *"With 2 loops, the kernel gave 1,000 connections to the loops: 480 to the one that got the"*"fewest, 520 to the one that got the most"* ]]
 }
 
+@test "bench: the report has step 5's one busy loop, alone and beside a streaming client" {
+    run report
+    [[ $output == *"## Step 5: one busy loop"*"| 0 | 9,100 | 62 | 120 | 411 | 2,100 | 0.1% |"*"| 1 | 9,100 | 70 | 1,490 | 5,121 | 20,990 | 0.4% |"*"100 clients at a tenth"* ]]
+}
+
 @test "bench: a model that would not start is listed with the line it printed" {
     run report "$FIXTURES/machine-quick.tsv"
     [[ $output == *"## Not measured"*"- step6: io_uring_setup: Operation not permitted"* ]]
