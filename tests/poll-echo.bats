@@ -35,3 +35,26 @@ SERVER=${SERVER:-$ROOT/bench/poll-echo}
     wait_until 30 '[ "$(fd_count "$SERVER_PID")" -eq "$before_fds" ]'
     echo_ok
 }
+
+# Three connections in slots 0, 1 and 2. The first leaves, so the third is
+# moved into its slot; then the third leaves, from that slot. If the move
+# left the third's record pointing at slot 2, its close would drop the
+# second's entry instead, and the second would never be read again.
+@test "poll-echo: connections that leave out of order leave the others watched" {
+    start_server
+    local a b c reply
+    exec {a}<>"/dev/tcp/127.0.0.1/$PORT"
+    wait_until 10 '[ "$(grep -c " connected" "$SERVER_LOG")" -eq 1 ]'
+    exec {b}<>"/dev/tcp/127.0.0.1/$PORT"
+    wait_until 10 '[ "$(grep -c " connected" "$SERVER_LOG")" -eq 2 ]'
+    exec {c}<>"/dev/tcp/127.0.0.1/$PORT"
+    wait_until 10 '[ "$(grep -c " connected" "$SERVER_LOG")" -eq 3 ]'
+    exec {a}>&-
+    wait_until 10 '[ "$(grep -c "disconnected" "$SERVER_LOG")" -eq 1 ]'
+    exec {c}>&-
+    wait_until 10 '[ "$(grep -c "disconnected" "$SERVER_LOG")" -eq 2 ]'
+    echo still-here >&"$b"
+    read -r -t 10 reply <&"$b" || { echo "the second connection got no echo" >&2; exec {b}>&-; return 1; }
+    exec {b}>&-
+    [ "$reply" = still-here ]
+}
