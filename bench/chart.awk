@@ -22,7 +22,9 @@ BEGIN {
 
 {
     model = $1; section = $2; n = $3 + 0; key = $4; value = $5
-    if (model != "stall" && !(model in colour)) {
+    # The stall server and perf's pipe benchmark are no models: no colour,
+    # no place in the legend.
+    if (model != "stall" && model != "pipe" && !(model in colour)) {
         models[++nmodels] = model
         colour[model] = (model in fixed) ? fixed[model] : palette[++nother]
     }

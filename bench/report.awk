@@ -280,6 +280,13 @@ function csw_table(section,    m, j, k, n, list) {
     print "summed over every thread of the server and of each child (/proc/PID/task/TID/status), over"
     print "the messages."
     ranges_note()
+    if (has("pipe", "switch", 1, "us_per_round_trip")) {
+        print ""
+        printf "The bare switch, for scale: `taskset -c 0 perf bench sched pipe` took %s µs per round trip,\n",
+            fmt(val("pipe", "switch", 1, "us_per_round_trip"), "%.2f")
+        print "two processes on one CPU passing a byte back and forth through pipes: two switches, and a"
+        print "pipe write and read on each side."
+    }
     print ""
 }
 

@@ -199,6 +199,7 @@ report() {
     [[ $output == *"## Context switches per message"*"| step2 | 1,000 | 2.013 | 0.250 |"*"| step4 | 100 | 0.042 (0.040–0.050) | 0.001 (0.001–0.002) |"* ]]
     [[ $output == *"## System calls per message"*"| step4 | 100 | 2.25 |"* ]]
     [[ $output == *"| step2 | 100 | not measured: not root, and kernel.perf_event_paranoid is 2, not -1 |"* ]]
+    [[ $output == *"## Context switches per message"*"perf bench sched pipe\` took 4.95 µs per round trip"*"## System calls"* ]]
 }
 
 @test "bench: the report has connection churn" {
