@@ -171,7 +171,8 @@ void ring_close(struct ring *r)
      * flight (man 7 io_uring). */
     if (r->fd >= 0 && close(r->fd) < 0)
         log_error("close io_uring: %s", strerror(errno));
-    memset(r, 0, sizeof *r);
+    r->sqes = NULL;
+    r->sq_map = r->cq_map = NULL;
     r->fd = -1;
 }
 

@@ -679,8 +679,8 @@ int main(int argc, char **argv)
     teardown(&server);
     log_notice("served %llu connections, echoed %llu bytes", server.served, server.echoed);
 #ifdef TEST_COUNTERS
-    log_notice("test build: %llu short sends, %llu receives found no buffer, "
-               "submission queue full %llu times, multishot accept queued again %llu times",
+    log_notice("test build: %llu short sends, %llu receives with no buffer, "
+               "%llu full submission queues, %llu multishot accepts queued again",
                server.short_sends, server.no_buffer, server.ring.sq_full, server.accept_rearmed);
 #endif
     return 0;
