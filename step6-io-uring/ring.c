@@ -167,8 +167,10 @@ void ring_close(struct ring *r)
         munmap(r->cq_map, r->cq_map_len);
     if (r->sq_map != NULL)
         munmap(r->sq_map, r->sq_map_len);
-    /* Closing the last descriptor of the ring cancels whatever is still in
-     * flight (man 7 io_uring). */
+    /* Closing the ring's descriptor makes the kernel cancel whatever is
+     * still in flight, but in the background, after close() has returned:
+     * memory those requests use may still be written to for a while. The
+     * server waits for every last completion before it gets here. */
     if (r->fd >= 0 && close(r->fd) < 0)
         log_error("close io_uring: %s", strerror(errno));
     r->sqes = NULL;
@@ -214,9 +216,10 @@ void ring_submit(struct ring *r)
             continue;
         /* EAGAIN: the kernel could not allocate the requests; man 2
          * io_uring_enter says to wait for some completions and try again.
-         * (So does EBUSY, on kernels that refuse new work while completions
-         * overflow.) The wait leaves the completions in the ring, for the
-         * loop to read; the SQEs stay queued and go on the next try. */
+         * It says the same of EBUSY, which older kernels (5.x) returned
+         * here while overflowed completions could not be copied into the
+         * ring. The wait leaves the completions in the ring, for the loop
+         * to read; the SQEs stay queued and go on the next try. */
         if (n == 0 || errno == EAGAIN || errno == EBUSY) {
             if (enter(r, true) < 0 && errno != EINTR && errno != EAGAIN && errno != EBUSY)
                 die("io_uring_enter: %s", strerror(errno));
@@ -236,9 +239,9 @@ struct io_uring_sqe *ring_get_sqe(struct ring *r)
     struct io_uring_sqe *sqe;
 
     /* Full: every slot holds an SQE the kernel has not read. Submitting
-     * them empties the queue (the kernel reads them all before
-     * io_uring_enter() returns); failing here instead would drop whatever
-     * the caller wanted to do. */
+     * them empties the queue (with no polling thread of the kernel's, it
+     * reads them during the io_uring_enter() call); failing here instead
+     * would drop whatever the caller wanted to do. */
     if (sq_used(r) >= r->sq_entries) {
         r->sq_full++;
         ring_submit(r);

@@ -83,7 +83,6 @@ enum slot_state {
  * of its own (the kernel picks one from the buffer ring when data comes). */
 struct connection {
     uint8_t state;          /* enum slot_state */
-    bool waiting;           /* on the queue for a buffer (see wait_for_buffer()) */
     /* The kernel may hand a descriptor number out again as soon as it has
      * closed it, before we have read that close's completion (see
      * add_connection()). So a completion names the connection by number
@@ -120,8 +119,10 @@ struct server {
     unsigned long long short_sends;      /* sends that took less than asked */
     unsigned long long no_buffer;        /* receives that found the buffer ring empty */
     unsigned long long accept_rearmed;   /* multishot accepts the kernel ended */
-    /* Memory the kernel reads or writes after we queue a request: it must
-     * stay put until the request is done, so it lives here, not on a stack. */
+    /* Memory requests point to, which must outlive the function that
+     * queues them: the kernel reads the timer's timespec when the request
+     * is submitted, and writes the signalfd's siginfo when the read
+     * completes. So they live here, not on a stack. */
     struct __kernel_timespec pause_time;
     struct signalfd_siginfo siginfo;
 };
@@ -175,11 +176,12 @@ static size_t raise_open_file_limit(void)
 
 /* With SIGINT and SIGTERM blocked, they are not delivered to a handler but
  * kept pending, and the signalfd becomes readable: a read of it, queued
- * like any other request, completes when one arrives. It is a blocking
- * descriptor on purpose: io_uring waits for a blocking descriptor to be
- * ready and then reads it, but completes a read of a nonblocking one that
- * has nothing with -EAGAIN at once. As in step 4, the loop then ends, and
- * teardown() closes every connection, without draining. */
+ * like any other request, completes when one arrives. Unlike step 4's,
+ * it is not made nonblocking: the server never calls read() on it, and
+ * io_uring, finding nothing to read, does not block in a read() either
+ * but waits in the kernel for the descriptor to become readable. As in
+ * step 4, the loop then ends, and teardown() closes every connection,
+ * without draining. */
 static int open_signal_fd(void)
 {
     sigset_t mask;
@@ -210,8 +212,11 @@ static void read_signal(struct server *s)
  * IORING_CQE_F_MORE, meaning the request goes on. A completion without
  * the flag is its last: the kernel ends a multishot request on an error
  * (EMFILE, say), and also when it cannot post a completion because the
- * completion queue is full. Then it must be queued again. The accepted
- * sockets are blocking, for the reason the signalfd is. */
+ * completion queue is full. Then it must be queued again. Neither the
+ * listening socket nor the accepted ones are made nonblocking, as they
+ * were in step 4: the server never calls accept4(), recv() or send() on
+ * them. io_uring tries each request without blocking, and if it cannot
+ * be done yet, waits for the socket to be ready. */
 static void arm_accept(struct server *s)
 {
     struct io_uring_sqe *sqe = new_request(s, IORING_OP_ACCEPT, s->listen_fd,
@@ -268,9 +273,9 @@ static void arm_receive(struct server *s, int fd)
     sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
 }
 
-/* A send of what is left of the pending echo. The socket is blocking, so
- * the kernel waits for room, then sends what fits: maybe less than asked
- * (a short send), and sent() sends the rest. A test build cuts every send
+/* A send of what is left of the pending echo. If the socket's buffer is
+ * full, the request waits in the kernel for room, then sends what fits:
+ * maybe less than asked (a short send), and sent() sends the rest. A test build cuts every send
  * to half its length, to make that happen each time. */
 static void send_pending(struct server *s, int fd)
 {
@@ -292,8 +297,9 @@ static void send_pending(struct server *s, int fd)
  * completion; the slot stays SLOT_CLOSING until then (see closed()). By
  * then the connection has no other request in flight: with one request
  * at a time, a connection is closed only from the completion of its one
- * request. (Were one in flight, close would not end it: the request holds
- * a reference to the socket, which stays open until the request ends.) */
+ * request. (Were one in flight, closing the descriptor would not end the
+ * connection: the request holds a reference to the socket, which stays
+ * open until the request ends.) */
 static void close_connection(struct server *s, int fd, const char *why)
 {
     struct connection *c = &s->conns[fd];
@@ -346,18 +352,19 @@ static void add_connection(struct server *s, int fd)
     }
     /* The slot may still be SLOT_CLOSING: the kernel has run the close of
      * the connection that had this number (it could not hand the number
-     * out again otherwise), and its completion is on its way. The new
-     * generation makes that completion stale. */
+     * out again otherwise), but we may not have read that close's
+     * completion yet, since io_uring does not promise to post completions
+     * in the order their requests ran. The new generation makes it stale. */
     c = &s->conns[fd];
     c->state = SLOT_OPEN;
     c->generation = (c->generation + 1) & GENERATION_MASK;
-    c->waiting = false;
     if (fd > s->highest_fd)
         s->highest_fd = fd;
     s->open_count++;
     s->served++;
-    /* The multishot accept reports no address, and asking costs a system
-     * call (getpeername()): made only for the log line. */
+    /* The multishot accept is given no address to fill in: each accept
+     * would overwrite the last one's before we read it. Asking afterwards
+     * costs a system call (getpeername()), made only for the log line. */
     if (!s->quiet) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -440,7 +447,6 @@ static void wait_for_buffer(struct server *s, int fd)
     struct connection *c = &s->conns[fd];
 
     s->no_buffer++;
-    c->waiting = true;
     c->next_waiting = -1;
     if (s->waiting_tail >= 0)
         s->conns[s->waiting_tail].next_waiting = fd;
@@ -460,7 +466,6 @@ static void rearm_waiting(struct server *s)
         s->waiting_head = c->next_waiting;
         if (s->waiting_head < 0)
             s->waiting_tail = -1;
-        c->waiting = false;
         arm_receive(s, fd);
     }
 }
@@ -469,7 +474,9 @@ static void rearm_waiting(struct server *s)
  * the id in the upper 16 bits of flags) goes back to the kernel now, once,
  * under that id: a buffer kept is one fewer for every client, a buffer
  * given back twice or under another id could be filled by two receives at
- * once, and one client would be sent another's bytes. */
+ * once, and one client would be sent another's bytes. (Linux 6.18 names a
+ * buffer only in a receive that brought data, keeping it at the end of a
+ * stream or on an error, but nothing promises that.) */
 static void received(struct server *s, const struct io_uring_cqe *cqe)
 {
     int fd = tag_fd(cqe->user_data);
@@ -488,6 +495,8 @@ static void received(struct server *s, const struct io_uring_cqe *cqe)
         return;
     if (cqe->res == -ENOBUFS)
         wait_for_buffer(s, fd);
+    else if (cqe->res == -EINTR || cqe->res == -EAGAIN)
+        arm_receive(s, fd);  /* interrupted, or not possible yet: again */
     else if (cqe->res < 0)
         drop_connection(s, fd, -cqe->res);
     /* 0: the client closed its side. Nothing is pending (we receive only
@@ -511,6 +520,10 @@ static void sent(struct server *s, const struct io_uring_cqe *cqe)
     s->in_flight--;
     if (c == NULL || !s->running)
         return;
+    if (cqe->res == -EINTR || cqe->res == -EAGAIN) {
+        send_pending(s, fd);  /* interrupted, or not possible yet: again */
+        return;
+    }
     /* EPIPE or ECONNRESET when the client has gone (main() ignores
      * SIGPIPE, so EPIPE cannot kill us). */
     if (cqe->res < 0) {
