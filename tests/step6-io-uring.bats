@@ -359,7 +359,9 @@ syscalls_per_message() {
     [[ $output =~ \"all_messages\":([0-9]+) ]]
     messages=${BASH_REMATCH[1]}
     tracee=$(ps -o pid= --ppid "${PIDS[$name]}" | tr -d ' ')
+    [ -n "$tracee" ] || { echo "$name: no server under strace" >&2; return 1; }
     kill -TERM "$tracee"
+    wait_for_exit "$tracee" 10
     finish "$name"  # strace writes its table once the server has exited
     # The last line: "100.00 SECONDS USECS/CALL CALLS [ERRORS] total".
     calls=$(awk '$NF == "total" { print $4 }' "$counts")
@@ -391,7 +393,8 @@ syscalls_per_message() {
     [ -x "$NO_IO_URING" ] || { echo "missing $NO_IO_URING: run make fixtures" >&2; return 1; }
     local err
     for err in EPERM ENOSYS; do
-        run bash -c '"$0" -e "$1" "$2" -q -p 0 2>&1 >/dev/null' "$NO_IO_URING" "$err" "$SERVER"
+        # timeout: a server that does without io_uring would serve on.
+        run timeout 5 bash -c '"$0" -e "$1" "$2" -q -p 0 2>&1 >/dev/null' "$NO_IO_URING" "$err" "$SERVER"
         echo "under $err: status $status: $output" >&2
         [ "$status" -eq 1 ]
         [ "${#lines[@]}" -eq 1 ]
@@ -402,7 +405,7 @@ syscalls_per_message() {
             [[ $output == *"no io_uring"* ]]
         fi
         # It exits before announcing a port.
-        run bash -c '"$0" -e "$1" "$2" -q -p 0 2>/dev/null' "$NO_IO_URING" "$err" "$SERVER"
+        run timeout 5 bash -c '"$0" -e "$1" "$2" -q -p 0 2>/dev/null' "$NO_IO_URING" "$err" "$SERVER"
         [ -z "$output" ]
     done
 }
