@@ -18,11 +18,16 @@
 /* The indexes are plain 32-bit (and the buffer ring's tail 16-bit)
  * integers in memory the kernel shares with us; we reach them through
  * pointers to atomic types. That is sound where the atomic type has the
- * plain type's size and needs no lock, as on every architecture Linux
- * runs io_uring on. */
+ * plain type's size and is always lock-free (a lock would live in our
+ * memory, where the kernel knows nothing of it): checked here, when
+ * compiling. */
 _Static_assert(sizeof(atomic_uint) == sizeof(unsigned), "atomic_uint must be a plain unsigned");
 _Static_assert(sizeof(atomic_ushort) == sizeof(__u16), "atomic_ushort must be a plain __u16");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_SHORT_LOCK_FREE == 2,
+               "the ring's indexes need lock-free atomics");
 
+/* The three system calls, as liburing's io_uring_setup(),
+ * io_uring_enter() and io_uring_register() make them. */
 static int io_uring_setup(unsigned entries, struct io_uring_params *p)
 {
     return (int)syscall(__NR_io_uring_setup, entries, p);
@@ -49,10 +54,10 @@ static void *map_region(int fd, size_t len, off_t offset)
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* The three regions: the SQ ring (its indexes and the array of SQE
- * indexes), the CQ ring (its indexes and the CQEs themselves), and the
- * SQEs. With IORING_FEAT_SINGLE_MMAP (Linux 5.4) the two rings share one
- * mapping, the longer of the two. */
+/* Maps the three regions (liburing: io_uring_queue_mmap()): the SQ ring
+ * (its indexes and the array of SQE indexes), the CQ ring (its indexes
+ * and the CQEs themselves), and the SQEs. With IORING_FEAT_SINGLE_MMAP
+ * (Linux 5.4) the two rings share one mapping, the longer of the two. */
 static int map_rings(struct ring *r, const struct io_uring_params *p)
 {
     r->sq_map_len = p->sq_off.array + p->sq_entries * sizeof(unsigned);
@@ -78,7 +83,8 @@ static int map_rings(struct ring *r, const struct io_uring_params *p)
 }
 
 /* Where each index and array is inside the mappings: the kernel says so in
- * sq_off and cq_off, offsets from the start of each ring. */
+ * sq_off and cq_off, offsets from the start of each ring (liburing does
+ * this in io_uring_queue_mmap() too). */
 static void find_indexes(struct ring *r, const struct io_uring_params *p)
 {
     char *sq = r->sq_map, *cq = r->cq_map;
@@ -178,7 +184,8 @@ void ring_close(struct ring *r)
     r->fd = -1;
 }
 
-/* SQEs handed out and not yet consumed by the kernel. */
+/* SQEs handed out and not yet consumed by the kernel (liburing's
+ * io_uring_sq_space_left() is the queue's size less this). */
 static unsigned sq_used(struct ring *r)
 {
     /* Acquire: the kernel moves its head once it has read those entries;
@@ -187,7 +194,8 @@ static unsigned sq_used(struct ring *r)
     return r->sqe_tail - atomic_load_explicit(r->sq_head, memory_order_acquire);
 }
 
-/* Publishes the SQEs handed out so far: moves the tail the kernel reads. */
+/* Publishes the SQEs handed out so far: moves the tail the kernel reads
+ * (liburing: __io_uring_flush_sq(), inside io_uring_submit()). */
 static void publish_sqes(struct ring *r)
 {
     /* Release: every write to the SQEs before this store is visible to the
@@ -196,7 +204,8 @@ static void publish_sqes(struct ring *r)
 }
 
 /* One io_uring_enter(): submits what is published, and with wait, waits
- * for a completion. The kernel reads the SQ from its head to the tail, so
+ * for a completion (liburing: the call inside io_uring_submit() and
+ * io_uring_submit_and_wait()). The kernel reads the SQ from its head to the tail, so
  * how many there are to submit is the distance between them. */
 static int enter(struct ring *r, bool wait)
 {

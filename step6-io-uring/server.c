@@ -148,7 +148,8 @@ static int tag_fd(uint64_t user_data)
 }
 
 /* An SQE for a request, counted in flight until its last completion. */
-static struct io_uring_sqe *new_request(struct server *s, uint8_t opcode, int fd, uint64_t user_data)
+static struct io_uring_sqe *new_request(struct server *s, uint8_t opcode, int fd,
+                                        uint64_t user_data)
 {
     struct io_uring_sqe *sqe = ring_get_sqe(&s->ring);
 
@@ -585,7 +586,8 @@ static void handle_completion(struct server *s, const struct io_uring_cqe *cqe)
     case REQ_SIGNAL: handle_signal(s, cqe); break;
     case REQ_PAUSE:  pause_over(s); break;
     case REQ_CANCEL: s->in_flight--; break;
-    default:         die("a completion with unknown user_data %#llx", (unsigned long long)cqe->user_data);
+    default:
+        die("a completion with unknown user_data %#llx", (unsigned long long)cqe->user_data);
     }
 }
 
