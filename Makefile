@@ -57,8 +57,10 @@ sanitize: tools fixtures need-bats
 	for step in $(STEPS); do \
 	    $(MAKE) -C $$step SANITIZE=1 BIN=server-sanitize || exit 1; \
 	done
+	$(MAKE) -C tests/fixtures SANITIZE=1 SQUEEZED_BIN=step6-squeezed-sanitize step6-squeezed-sanitize
 	for step in $(STEPS); do \
-	    SERVER=$(CURDIR)/$$step/server-sanitize $(BATS) tests/$$step.bats || exit 1; \
+	    SERVER=$(CURDIR)/$$step/server-sanitize SQUEEZED=$(CURDIR)/tests/fixtures/step6-squeezed-sanitize \
+	        $(BATS) tests/$$step.bats || exit 1; \
 	done
 
 # Every bug in tests/mutations/ must be caught by its suite, and every
