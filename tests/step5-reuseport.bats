@@ -144,8 +144,10 @@ thread_cpu_ticks() {
 
 @test "concurrent clients on two loops at once: every byte comes back to the client that sent it" {
     start_server -q -w 2
-    echo_ok -c 100 -s 512K -t 60
-    [ "$output" = "echoed 100 connections, 524288 bytes each" ]
+    # Enough traffic that the two loops' reads overlap many times, even
+    # when other work shares the CPUs.
+    echo_ok -c 100 -s 4M -t 60
+    [ "$output" = "echoed 100 connections, 4194304 bytes each" ]
 }
 
 # Each connection line is "fd N: client ADDRESS:PORT connected". Prints
