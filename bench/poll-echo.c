@@ -12,6 +12,7 @@
  * for the entries that are set. One client echoing beside 10,000 idle ones
  * pays for all 10,001 on every call: `make bench` measures what that costs.
  */
+#include "fdlimit.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -70,18 +70,6 @@ struct server {
     char buf[READ_BUFFER_SIZE];
 };
 
-/* As in step 4: the hard limit, so that each client can have a descriptor. */
-static size_t raise_open_file_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    rl.rlim_cur = rl.rlim_max < MAX_DESCRIPTORS ? rl.rlim_max : MAX_DESCRIPTORS;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die("setrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    return (size_t)rl.rlim_cur;
-}
 
 /* As in step 4: SIGINT and SIGTERM become a readable descriptor, one more
  * entry in the array. */
@@ -353,7 +341,7 @@ static void setup(struct server *s, const struct options *opts)
 
     ignore_sigpipe();
     log_set_nonblocking();  /* as in step 4: the loop never waits on its log */
-    s->max_fds = raise_open_file_limit();
+    s->max_fds = raise_open_file_limit(MAX_DESCRIPTORS);
     /* As in step 4, calloc() costs memory only for the pages touched. */
     s->conns = calloc(s->max_fds, sizeof *s->conns);
     s->fds = calloc(s->max_fds, sizeof *s->fds);

@@ -7,6 +7,7 @@
  * ready. A connection costs a descriptor and a small slot in a table, not
  * a process or a thread with its stack.
  */
+#include "fdlimit.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -21,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -67,20 +67,6 @@ struct server {
     char buf[READ_BUFFER_SIZE];
 };
 
-/* Each connection needs a descriptor, and the soft limit is often 1024.
- * The hard limit is as high as an unprivileged process may go. Returns the
- * new limit: descriptors are numbered from 0 to one below it. */
-static size_t raise_open_file_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    rl.rlim_cur = rl.rlim_max < MAX_DESCRIPTORS ? rl.rlim_max : MAX_DESCRIPTORS;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die("setrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    return (size_t)rl.rlim_cur;
-}
 
 /* Level-triggered (the default): epoll_wait() reports a socket for as long
  * as it is ready, not once per change, so the loop may read one chunk and
@@ -394,7 +380,7 @@ static void setup(struct server *s, const struct options *opts)
      * could fill the pipe at will. From here on, a line stderr cannot take
      * at once is dropped and counted instead. */
     log_set_nonblocking();
-    s->max_fds = raise_open_file_limit();
+    s->max_fds = raise_open_file_limit(MAX_DESCRIPTORS);
     /* calloc() of a large table maps zeroed pages that take no memory until
      * first touched: only the slots of descriptors in use ever cost RAM. */
     s->conns = calloc(s->max_fds, sizeof *s->conns);

@@ -21,6 +21,7 @@
  *   starts with the id of the thread (the loop) that wrote it.
  * - stop_fd, which only the main thread writes, once, to stop them all.
  */
+#include "fdlimit.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -37,7 +38,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,20 +98,6 @@ struct server {
     char buf[READ_BUFFER_SIZE];
 };
 
-/* Each connection needs a descriptor, and the soft limit is often 1024.
- * The hard limit is as high as an unprivileged process may go. Returns the
- * new limit: descriptors are numbered from 0 to one below it. */
-static size_t raise_open_file_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    rl.rlim_cur = rl.rlim_max < MAX_DESCRIPTORS ? rl.rlim_max : MAX_DESCRIPTORS;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die("setrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    return (size_t)rl.rlim_cur;
-}
 
 /* Level-triggered (the default): epoll_wait() reports a socket for as long
  * as it is ready, not once per change, so the loop may read one chunk and
@@ -487,7 +473,7 @@ static size_t setup_process(sigset_t *stop_signals)
      * dropped and counted instead. */
     log_set_nonblocking();
     block_stop_signals(stop_signals);
-    return raise_open_file_limit();
+    return raise_open_file_limit(MAX_DESCRIPTORS);
 }
 
 /* One loop's epoll instance, with its listening socket and stop_fd in it. */

@@ -14,6 +14,7 @@
  * Every connection has at most one request in flight, which is its state:
  * a receive, or a send of what the last receive brought, or a close.
  */
+#include "fdlimit.h"
 #include "log.h"
 #include "net.h"
 #include "options.h"
@@ -27,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -160,20 +160,6 @@ static struct io_uring_sqe *new_request(struct server *s, uint8_t opcode, int fd
     return sqe;
 }
 
-/* Each connection needs a descriptor, and the soft limit is often 1024.
- * The hard limit is as high as an unprivileged process may go. Returns the
- * new limit: descriptors are numbered from 0 to one below it. */
-static size_t raise_open_file_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    rl.rlim_cur = rl.rlim_max < MAX_DESCRIPTORS ? rl.rlim_max : MAX_DESCRIPTORS;
-    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-        die("setrlimit RLIMIT_NOFILE: %s", strerror(errno));
-    return (size_t)rl.rlim_cur;
-}
 
 /* With SIGINT and SIGTERM blocked, they are not delivered to a handler but
  * kept pending, and the signalfd becomes readable: a read of it, queued
@@ -634,7 +620,7 @@ static void setup(struct server *s, const struct options *opts)
      * see step 4. A line stderr cannot take at once is dropped and counted. */
     log_set_nonblocking();
     s->quiet = opts->quiet;
-    s->max_fds = raise_open_file_limit();
+    s->max_fds = raise_open_file_limit(MAX_DESCRIPTORS);
     /* calloc() of a large table maps zeroed pages that take no memory until
      * first touched: only the slots of descriptors in use ever cost RAM. */
     s->conns = calloc(s->max_fds, sizeof *s->conns);

@@ -226,26 +226,9 @@ run_from_fixed_ports() {
 # 10,000 idle connections, each then echoed. An idle connection owns no
 # buffer, and each loop's table maps memory only for the slots used: the
 # server's resident memory grows by far less than 1 KiB per connection.
-@test "holds 10,000 concurrent clients and echoes each" {
-    [ "$(ulimit -Hn)" -ge 10100 ] || skip "the open-file hard limit is under 10,100 here"
-    start_server -q -w 2
-    local before_fds=$(fd_count "$SERVER_PID")
-    local before_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
-    spawn holder "$CLIENT" -p "$PORT" -c 10000 -t 60 hold
-    expect holder '^connected 10000$' 60
-    wait_until 30 '[ "$(fd_count "$SERVER_PID")" -ge $((before_fds + 10000)) ]'
-    local after_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
-    echo "resident memory grew by $((after_kb - before_kb)) KiB" >&2
-    [ $((after_kb - before_kb)) -lt 10000 ]
-    finish holder
-    expect holder '^echoed 10000 connections'
-}
+@test "holds 10,000 concurrent clients and echoes each" { check_holds_10000 -w 2; }
 
-@test "raises its soft open-file limit to the hard limit" {
-    SERVER_WRAPPER=(prlimit --nofile=256:4096)
-    start_server -q
-    grep -Eq '^Max open files +4096 +4096 ' "/proc/$SERVER_PID/limits"
-}
+@test "raises its soft open-file limit to the hard limit" { check_raises_open_file_limit; }
 
 @test "SIGTERM: every loop stops and closes its clients; a line per loop, then the total" {
     start_server -q -w 3
@@ -270,40 +253,7 @@ run_from_fixed_ports() {
     grep -q 'server closed after echoing 1 of 10 bytes' "$BATS_TEST_TMPDIR/holder.err"
 }
 
-# As in step 4: stderr on a pipe nobody reads. Every loop logs; none of
-# them may wait for the pipe, and the count of lines dropped covers them
-# all.
-@test "a log nobody reads: keeps serving, drops lines, then says how many" {
-    [ "$(ulimit -Hn)" -ge 4096 ] || skip "the open-file hard limit is under 4,096 here"
-    local fifo=$BATS_TEST_TMPDIR/log.fifo drained=$BATS_TEST_TMPDIR/drained.log
-    mkfifo "$fifo"
-    spawn stalled bash -c 'exec sleep 600 <"$0"' "$fifo"
-    SERVER_WRAPPER=(bash -c 'exec "$@" 2>"$0"' "$fifo")
-    start_server -w 2
-    echo_ok -c 3000 -t 30
-    [ "$output" = "echoed 3000 connections, 1000 bytes each" ]
-    alive
-    spawn drain bash -c 'exec cat "$0" >"$1"' "$fifo" "$drained"
-    wait_until 10 '[ -s "$drained" ]'
-    stop_server TERM
-    finish drain
-    [ ! -s "$SERVER_LOG" ]
-    local reports written dropped=0 n
-    reports=$(grep -E '^[^ ]+\[[0-9]+\]: [0-9]+ log lines? dropped$' "$drained" | grep -Eo ' [0-9]+ ' || true)
-    if [ -z "$reports" ]; then
-        echo "no line says how many log lines were dropped" >&2
-        return 1
-    fi
-    for n in $reports; do
-        dropped=$((dropped + n))
-    done
-    # 2 lines per connection, the line that says it is shutting down, one
-    # per loop, and the total.
-    written=$(grep -Evc ' log lines? dropped$' "$drained")
-    echo "$written lines written, $dropped dropped" >&2
-    [ $((written + dropped)) -eq 6004 ]
-    [ "$(tail -n 1 "$drained" | sed -E 's/^[^ ]+\[[0-9]+\]: //')" = "served 3000 connections, echoed 3000000 bytes" ]
-}
+@test "a log nobody reads: keeps serving, drops lines, then says how many" { check_log_nobody_reads 6004 -w 2; }
 
 nonblocking_flag() {
     local flags
